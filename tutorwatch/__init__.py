@@ -1,0 +1,1 @@
+"""tutorwatch: early warning of prepaid-fee risk in off-campus training institutions."""
