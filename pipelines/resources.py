@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
+import duckdb
 
+from pipelines.warehouse import connect
 from tutorwatch import settings
 
 
-def duckdb_config() -> dict:
-    """Connection settings: reporting time zone, no extension downloads, optional memory cap."""
-    config = {
-        "TimeZone": "Asia/Shanghai",
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    }
-    if limit := settings.memory_limit():
-        config["memory_limit"] = limit
-    return config
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file; every connection is opened by `pipelines.warehouse.connect` (time zone, limits)."""
+
+    database: str
+
+    @contextmanager
+    def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.database, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 class FoldersResource(dg.ConfigurableResource):
@@ -40,7 +45,7 @@ class FoldersResource(dg.ConfigurableResource):
 
 def default_resources() -> dict:
     return {
-        "duckdb": DuckDBResource(database=dg.EnvVar(settings.ENV_WAREHOUSE), connection_config=duckdb_config()),
+        "duckdb": WarehouseResource(database=dg.EnvVar(settings.ENV_WAREHOUSE)),
         "folders": FoldersResource(landing_dir=dg.EnvVar(settings.ENV_LANDING), out_dir=dg.EnvVar(settings.ENV_OUT)),
     }
 

@@ -1,0 +1,46 @@
+"""The DuckDB warehouse: connections and the staging tables every layer reads.
+
+Library code (no Dagster): tests and the dashboard open the same file through `connect`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from data_contracts.feeds import FEEDS, REPORTING_TZ, Feed, staging_columns
+from tutorwatch import settings
+
+SCHEMAS = ("ops", "quarantine", "staging", "marts")
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with the reporting time zone, no extension downloads and the memory cap."""
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if limit := settings.memory_limit():
+        config["memory_limit"] = limit
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    con.execute(f"SET TimeZone = '{REPORTING_TZ}'")
+    return con
+
+
+def staging_ddl(feed: Feed, table: str) -> str:
+    cols = ", ".join(f'"{c.name}" {c.type}' for c in staging_columns(feed))
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def create_staging_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schemas and, per feed, `staging.<feed>` (current) and `staging.<feed>_history`."""
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for feed in FEEDS.values():
+        con.execute(staging_ddl(feed, f"staging.{feed.name}"))
+        con.execute(staging_ddl(feed, f"staging.{feed.name}_history"))
+        con.execute(f"ALTER TABLE staging.{feed.name}_history ADD COLUMN IF NOT EXISTS _superseded_at TIMESTAMPTZ")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS staging.bank_continuity_breaks (
+            bank_code VARCHAR, account_id VARCHAR, institution_id VARCHAR, movement_id VARCHAR,
+            booked_at TIMESTAMPTZ, week VARCHAR, expected_balance_fen BIGINT, reported_balance_fen BIGINT,
+            delta_fen BIGINT)"""
+    )
