@@ -50,9 +50,11 @@ def default_resources() -> dict:
     }
 
 
-def set_default_environment(landing: Path, out: Path, warehouse: Path | None = None) -> None:
+def set_default_environment(landing: Path, out: Path, warehouse: Path | None = None) -> Path:
     """Point the EnvVar-backed resources at concrete folders (used by the CLI and the tests)."""
     out.mkdir(parents=True, exist_ok=True)
+    warehouse = (warehouse or out / "warehouse.duckdb").resolve()
     os.environ[settings.ENV_LANDING] = str(landing.resolve())
     os.environ[settings.ENV_OUT] = str(out.resolve())
-    os.environ[settings.ENV_WAREHOUSE] = str((warehouse or out / "warehouse.duckdb").resolve())
+    os.environ[settings.ENV_WAREHOUSE] = str(warehouse)
+    return warehouse
