@@ -54,21 +54,30 @@ def parse_week_range(spec: str | None) -> tuple[str, str] | None:
 
 
 def publishable_weeks(con, week_range: tuple[str, str] | None) -> list[str]:
-    """Complete weeks in the indicators mart: ended before the last delivery, after the first 12 weeks."""
+    """Weeks of the indicators mart that ended before the last delivery.
+
+    Without a range: only from the 13th week after the first order or bank movement, because the model
+    and the trailing indicators need that much history.
+    """
     rows = con.execute(
-        """
-        with weeks as (select distinct week, week_end from marts.institution_week_indicators),
-        last_delivery as (select max(delivery_date) as d from ops.files where status = 'loaded')
-        select week from weeks, last_delivery
+        f"""
+        with weeks as (select distinct week, week_start, week_end from marts.institution_week_indicators),
+        last_delivery as (select max(delivery_date) as d from ops.files where status = 'loaded'),
+        first_activity as (
+            select date_trunc('week', least(
+                (select min(paid_at) from staging.orders),
+                (select min(booked_at) from staging.account_movements)))::date as d
+        )
+        select week, week_start >= first_activity.d + interval {FIRST_WEEKS_SKIPPED} week as has_history
+        from weeks, last_delivery, first_activity
         where week_end < last_delivery.d
         order by week
         """
     ).fetchall()
-    weeks = [w for (w,) in rows]
     if week_range is None:
-        return weeks[FIRST_WEEKS_SKIPPED:]
+        return [week for week, has_history in rows if has_history]
     first, last = week_range
-    return [w for w in weeks if first <= w <= last]
+    return [week for week, _ in rows if first <= week <= last]
 
 
 def _partitioned_keys(defs: dg.Definitions) -> tuple[set[dg.AssetKey], set[dg.AssetKey]]:
