@@ -1,0 +1,12 @@
+-- bank_feed_silence_weeks: whole weeks since the last week with a supervision account movement (0 = this week); with none ever, since the
+-- registration week.
+SELECT
+    k,
+    greatest(0, (
+        week_start - coalesce(
+            max(CASE WHEN movements > 0 THEN week_start END) OVER (w ROWS UNBOUNDED PRECEDING),
+            date_trunc('week', first_filed)::DATE
+        )
+    ) // 7) AS bank_feed_silence_weeks
+FROM ind_weekly
+WINDOW w AS (PARTITION BY institution_id ORDER BY k)
