@@ -196,6 +196,12 @@ def mart(handmade_warehouse) -> Callable[[str, int, str], float | None]:
 
 
 @pytest.fixture
+def insert_rows():
+    """insert(con, table, rows): plain INSERTs of dicts into staging tables."""
+    return insert
+
+
+@pytest.fixture
 def warehouse(tmp_path):
     """A fresh, empty warehouse with the staging tables, for tests that change data."""
     con = connect(tmp_path / "warehouse.duckdb")
