@@ -1,0 +1,285 @@
+"""Warning rules: which institution-weeks go on the list, in which tier, and why (in words officials act on).
+
+Three sources, combined per institution and week:
+
+- Hard rules (`HARD_RULES`): breaches of the prepaid-fee rules that list an institution whatever its score,
+  at a fixed minimum tier (e.g. coverage of prepaid fees below 90 % is red).
+- Threshold flags: every registry indicator beyond its province's yellow / orange / red cut-off
+  (`indicators.registry.thresholds_for`).
+- A score: the model's calibrated probability from `marts.institution_week_scores` when the model has
+  scored the row; until then a transparent rule score, logistic(points − 3.5), where points add
+  `TIER_POINTS` (yellow 1, orange 2, red 4) over the threshold flags and the hard rules. The rule score is
+  a ranking device, not a calibrated probability.
+
+Tier = the most severe of the hard-rule tiers and the score's tier under the cut-offs (`RULE_CUTOFFS` for
+the rule score, `MODEL_CUTOFFS` for the model's; both configurable). With the rule score, one red threshold
+flag, two orange ones or four yellow ones reach red.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from indicators import registry
+
+HERE = Path(__file__).resolve().parent
+TIER_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
+TIER_POINTS = {"yellow": 1, "orange": 2, "red": 4}
+TIER_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色"}
+RULE_SCORE_CENTRE = 3.5  # points at which the rule score is 0.5
+SCORE_TABLE = "institution_week_scores"
+
+
+@dataclass(frozen=True)
+class TierCutoffs:
+    """Lowest score of each tier (a score at or above the cut-off earns the tier)."""
+
+    red: float
+    orange: float
+    yellow: float
+
+    def tier(self, score: float) -> str | None:
+        for name in ("red", "orange", "yellow"):
+            if score >= getattr(self, name):
+                return name
+        return None
+
+
+RULE_CUTOFFS = TierCutoffs(red=0.6, orange=0.35, yellow=0.15)  # 4, 3 and 2 points
+MODEL_CUTOFFS = TierCutoffs(red=0.5, orange=0.25, yellow=0.1)  # probability of abnormal closure in 8 weeks
+
+
+@dataclass(frozen=True)
+class HardRule:
+    """`indicator op threshold` lists the institution at least at `tier`."""
+
+    rule: str
+    indicator: str
+    op: str  # '<' or '>'
+    threshold: float
+    tier: str
+    rule_zh: str
+    rule_en: str
+
+
+HARD_RULES: tuple[HardRule, ...] = (
+    HardRule("coverage_below_90pct", "coverage_ratio", "<", 0.9, "red",
+             "监管资金覆盖率低于 0.9", "supervised funds cover less than 0.9 of prepaid fees"),
+    HardRule("release_beyond_consumption", "release_beyond_consumed_fen", ">", 0, "orange",
+             "监管资金划拨超过消课进度", "funds released ahead of classes taught"),
+    HardRule("licence_expired", "licence_days_to_expiry", "<", 0, "red",
+             "办学许可证已过期", "school licence expired"),
+    HardRule("bank_statement_break", "bank_continuity_breaks_4w", ">", 0, "orange",
+             "监管账户流水不连续(缺失或被改动)", "supervision account statement has breaks (missing or altered movements)"),
+    HardRule("refund_overdue", "overdue_refunds", ">", 0, "orange",
+             "存在逾期未退费申请", "refund requests overdue"),
+    HardRule("orders_feed_silent", "orders_feed_silence_weeks", ">", 4, "orange",
+             "订单/消课数据超过4周未报送", "no orders or classes reported for more than 4 weeks"),
+    HardRule("bank_feed_silent", "bank_feed_silence_weeks", ">", 4, "orange",
+             "监管银行流水超过4周未报送", "no bank movements reported for more than 4 weeks"),
+)
+
+WARNING_COLUMNS = (
+    "week", "province_code", "county_code", "institution_id", "name", "tier", "score", "rank",
+    "reasons_zh", "reasons_en", "reasons", "change", "previous_tier", "score_source",
+)
+WARNINGS_DDL = """create table if not exists marts.warnings (
+    week varchar, province_code varchar, county_code varchar, institution_id varchar, name varchar,
+    tier varchar, score double, rank integer, reasons_zh varchar, reasons_en varchar, reasons json,
+    change varchar, previous_tier varchar, score_source varchar)"""
+
+
+def rule_score(points: float) -> float:
+    return 1.0 / (1.0 + math.exp(-(points - RULE_SCORE_CENTRE)))
+
+
+def _sql(name: str) -> str:
+    return (HERE / name).read_text(encoding="utf-8")
+
+
+def rule_book(provinces: Iterable[str],
+              thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+              ) -> pd.DataFrame:
+    """One row per rule: the hard rules (any province) and each province's threshold cut-offs."""
+    rows = [dict(province_code=None, indicator=h.indicator, kind="hard", rule=h.rule, op=h.op,
+                 threshold=float(h.threshold), tier=h.tier) for h in HARD_RULES]
+    for province in provinces:
+        for name, cuts in thresholds_for(province).items():
+            op = ">" if registry.by_name(name).direction == registry.HIGHER else "<"
+            rows += [dict(province_code=province, indicator=name, kind="threshold", rule=f"threshold_{tier}",
+                          op=op, threshold=float(cut), tier=tier)
+                     for tier in registry.TIERS if (cut := cuts.threshold(tier)) is not None]
+    book = pd.DataFrame(rows)
+    book["severity"] = book["tier"].map(TIER_SEVERITY)
+    book["points"] = book["tier"].map(TIER_POINTS)
+    return book
+
+
+def _number(value: float) -> str:
+    """A threshold as an official reads it: 0.9, 5, 2,000,000."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+def _flag_texts(flag: pd.Series) -> tuple[str, str]:
+    """Chinese and English reason for one broken rule, always with the value and the threshold."""
+    indicator = registry.by_name(flag["indicator"])
+    zh, en = indicator.reasons(flag["value"], flag["threshold"])
+    if "{threshold" not in indicator.reason_zh:
+        zh += f"(阈值 {flag['op']}{_number(flag['threshold'])})"
+        en += f" (threshold {flag['op']} {_number(flag['threshold'])})"
+    tier_zh = TIER_ZH[flag["tier"]]
+    if flag["kind"] == "hard":
+        hard = next(h for h in HARD_RULES if h.rule == flag["rule"])
+        return f"【{tier_zh}·硬性规则】{hard.rule_zh}:{zh}", f"[{flag['tier']}, hard rule] {hard.rule_en}: {en}"
+    return f"【{tier_zh}】{zh}", f"[{flag['tier']}] {en}"
+
+
+def _contribution_texts(contributions: str | None, top: int = 3) -> tuple[list[dict], str, str]:
+    """The model's largest positive contributions, as reason items and short texts."""
+    items = [c for c in json.loads(contributions or "[]") if (c.get("contribution") or 0) > 0][:top]
+    if not items:
+        return [], "", ""
+
+    def label(c: dict) -> tuple[str, str]:
+        try:
+            name_zh = registry.by_name(c["indicator"]).name_zh
+        except KeyError:
+            name_zh = c["indicator"]
+        value = c.get("value")
+        shown = "—" if value is None else _number(round(float(value), 3))
+        return f"{name_zh} {shown}(+{c['contribution']:.2f})", f"{c['indicator']} {shown} (+{c['contribution']:.2f})"
+
+    labels = [label(c) for c in items]
+    reason_items = [dict(indicator=c["indicator"], rule="model_contribution", value=c.get("value"), threshold=None,
+                         tier=None, contribution=c["contribution"]) for c in items]
+    return (reason_items, "主要风险因素:" + "、".join(z for z, _ in labels),
+            "main factors: " + ", ".join(e for _, e in labels))
+
+
+def _score_row(row: pd.Series, flags: pd.DataFrame, cutoffs: Mapping[str, TierCutoffs]) -> pd.Series:
+    """Score, tier and reasons of one candidate institution-week."""
+    source = "rules" if pd.isna(row["model_score"]) else "model"
+    score = rule_score(row["points"]) if source == "rules" else float(row["model_score"])
+    hard_tiers = [t for t in flags.loc[flags["kind"] == "hard", "tier"]]
+    score_tier = cutoffs[source].tier(score)
+    tier = max([*hard_tiers, *([score_tier] if score_tier else [])], key=TIER_SEVERITY.get, default=None)
+    if tier is None:
+        return pd.Series({"tier": None})
+
+    ordered = flags.sort_values(["kind", "severity", "indicator"], ascending=[True, False, True])
+    texts = [_flag_texts(f) for _, f in ordered.iterrows()]
+    items = [dict(indicator=f["indicator"], rule=f["rule"], value=f["value"], threshold=f["threshold"], tier=f["tier"])
+             for _, f in ordered.iterrows()]
+    label_zh, label_en = ("模型评分", "model score") if source == "model" else ("规则评分", "rule score")
+    cut = getattr(cutoffs[source], score_tier) if score_tier else cutoffs[source].yellow
+    relation = "≥" if score_tier else "<"
+    texts.append((f"{label_zh} {score:.2f}({relation}{TIER_ZH[score_tier or 'yellow']}线 {cut:g})",
+                  f"{label_en} {score:.2f} ({relation} {score_tier or 'yellow'} cut-off {cut:g})"))
+    items.append(dict(indicator="score", rule=f"{source}_score", value=score, threshold=cut, tier=score_tier))
+    if source == "model":
+        contribution_items, zh, en = _contribution_texts(row["contributions"])
+        if contribution_items:
+            texts.append((zh, en))
+            items += contribution_items
+    return pd.Series({
+        "tier": tier, "score": score, "score_source": source,
+        "reasons_zh": ";".join(z for z, _ in texts), "reasons_en": "; ".join(e for _, e in texts),
+        "reasons": json.dumps(items, ensure_ascii=False),
+    })
+
+
+def _model_scores_relation(con: duckdb.DuckDBPyConnection) -> str:
+    """The newest model version's scores per institution-week, or an empty relation before the model runs."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?",
+        [SCORE_TABLE],
+    ).fetchone()[0]
+    if not exists:
+        return "(select null::varchar as institution_id, null::varchar as week, null::double as score, " \
+               "null::json as contributions where false)"
+    return (f"(select * from marts.{SCORE_TABLE} qualify row_number() over "
+            "(partition by institution_id, week order by model_version desc) = 1)")
+
+
+def _week_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each week with indicators and the ISO week before it (what `change` compares against)."""
+    weeks = [w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()]
+    previous = [(date.fromisocalendar(int(w[:4]), int(w[6:]), 1) - timedelta(days=7)).strftime("%G-W%V")
+                for w in weeks]
+    return pd.DataFrame({"week": weeks, "previous_week": previous})
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
+             thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+             rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:
+    """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier)."""
+    selected_weeks = pd.DataFrame({"week": weeks})
+    con.register("selected_weeks", selected_weeks)
+    provinces = [p for (p,) in con.execute(
+        "select distinct province_code from marts.institution_week_indicators "
+        "where week in (select week from selected_weeks)").fetchall()]
+    book = rule_book(provinces, thresholds_for)
+    mart_columns = {c for (c,) in con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'marts' and table_name = 'institution_week_indicators'").fetchall()}
+    missing = sorted(set(book["indicator"]) - mart_columns)
+    if missing:
+        raise ValueError(f"marts.institution_week_indicators lacks indicator columns {missing}")
+    columns = ", ".join(f'"{c}"' for c in sorted(set(book["indicator"])))
+    con.register("rule_book", book)
+    flags = con.execute(_sql("rules_flags.sql").format(columns=columns)).df()
+    con.register("rule_flags", flags)
+    candidates = con.execute(_sql("rules_candidates.sql").format(model_scores=_model_scores_relation(con)),
+                             {"min_model_score": model_cutoffs.yellow}).df()
+    for name in ("selected_weeks", "rule_book", "rule_flags"):
+        con.unregister(name)
+    if candidates.empty:
+        return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
+
+    by_key = dict(tuple(flags.groupby(["institution_id", "week"]))) if len(flags) else {}
+    empty = flags.iloc[0:0]
+    cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
+    scored = candidates.apply(
+        lambda r: _score_row(r, by_key.get((r["institution_id"], r["week"]), empty), cutoffs), axis=1,
+    ).reindex(columns=["tier", "score", "score_source", "reasons_zh", "reasons_en", "reasons"])
+    listed = pd.concat([candidates[["week", "province_code", "county_code", "institution_id", "name"]], scored],
+                       axis=1)
+    listed = listed[listed["tier"].notna()].copy()
+    listed["severity"] = listed["tier"].map(TIER_SEVERITY)
+    listed = listed.sort_values(["week", "province_code", "severity", "score", "institution_id"],
+                                ascending=[True, True, False, False, True])
+    listed["rank"] = listed.groupby(["week", "province_code"]).cumcount() + 1
+    return listed[[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")]]
+
+
+def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
+    """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`.
+
+    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
+    `weeks`.
+    """
+    con.execute("create schema if not exists marts")
+    con.execute(WARNINGS_DDL)
+    if weeks is None:
+        weeks = [w for (w,) in con.execute(
+            "select distinct week from marts.institution_week_indicators order by week").fetchall()]
+        con.execute("delete from marts.warnings")
+    else:
+        con.execute("delete from marts.warnings where week in (select unnest(?))", [weeks])
+    listed = evaluate(con, weeks, **options).assign(change=None, previous_tier=None)
+    con.register("listed_rows", listed[list(WARNING_COLUMNS)])
+    con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
+                f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
+    con.unregister("listed_rows")
+    con.register("week_pairs", _week_pairs(con))
+    con.execute(_sql("rules_changes.sql"))
+    con.unregister("week_pairs")
+    return len(listed)

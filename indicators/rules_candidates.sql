@@ -1,0 +1,51 @@
+-- Institution-weeks that may be listed: any broken rule, or a model score at or above the lowest cut-off.
+-- Filled in by indicators/rules.py: {model_scores} = a relation (institution_id, week, score, contributions)
+-- of the newest model's scores, empty when the model has not scored yet.
+-- Reads the registered relations `rule_flags` and `selected_weeks` and the parameter $min_model_score.
+with
+
+points as (
+    select
+        institution_id,
+        week,
+        sum(points) as points
+    from rule_flags
+    group by all
+),
+
+model_scores as (
+    select
+        institution_id,
+        week,
+        score as model_score,
+        contributions
+    from {model_scores}
+    where week in (select week from selected_weeks)
+),
+
+candidates as (
+    select institution_id, week from points
+    union
+    select institution_id, week from model_scores where model_score >= $min_model_score
+),
+
+joined as (
+    select
+        -- ids
+        indicators.week,
+        indicators.province_code,
+        indicators.county_code,
+        indicators.institution_id,
+        indicators.name,
+        -- scores
+        coalesce(points.points, 0) as points,
+        model_scores.model_score,
+        model_scores.contributions::varchar as contributions
+    from candidates
+    inner join marts.institution_week_indicators as indicators
+        using (institution_id, week)
+    left join points using (institution_id, week)
+    left join model_scores using (institution_id, week)
+)
+
+select * from joined
