@@ -1,0 +1,230 @@
+"""Prequential backtest: train on the past, skip 8 weeks, score the next block; roll back fold by fold.
+
+The 8-week gap is the label horizon: a training week's label is only known 8 weeks after it, so a model
+used at the start of a test block could not have seen anything later. Results are measured the way
+inspectors work (precision in the top k per province-week, closures caught 2–8 weeks ahead, lead time),
+against simple baselines an analyst would otherwise use.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from models import metrics
+from models.dataset import Dataset, load_dataset
+from models.training import MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
+
+GAP_WEEKS = 8
+TEST_WEEKS = 4
+N_FOLDS = 4
+MIN_TRAIN_WEEKS = 8
+COVERAGE_INDICATOR = "coverage_ratio"  # lower = riskier
+COMPLAINT_INDICATOR = "unresolved_complaints"  # complaint count on the institution's books
+METRIC_COLUMNS = ("precision_at_k", "event_recall", "median_lead_weeks", "average_precision", "roc_auc", "brier")
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int
+    train_weeks: tuple[str, ...]
+    gap_weeks: tuple[str, ...]
+    test_weeks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Inspection capacity per province-week: `share` of its active institutions, at least `minimum`."""
+
+    share: float = 0.01
+    minimum: int = 5
+
+    def k(self, n_active: int) -> int:
+        return metrics.inspection_capacity(n_active, self.share, self.minimum)
+
+
+def make_folds(weeks: list[str], evaluable: list[str], n_folds: int = N_FOLDS, test_weeks: int = TEST_WEEKS,
+               gap: int = GAP_WEEKS, min_train_weeks: int = MIN_TRAIN_WEEKS) -> list[Fold]:
+    """Folds rolled back from the last evaluable week: [train][gap][test], test blocks adjacent, latest first.
+
+    `weeks` are all consecutive weeks of the data, `evaluable` those whose labels are observed. Stops early
+    when a fold would have fewer than `min_train_weeks` training weeks.
+    """
+    weeks = sorted(weeks)
+    if not evaluable:
+        return []
+    end = weeks.index(max(evaluable)) + 1
+    folds = []
+    for number in range(n_folds):
+        test_stop = end - number * test_weeks
+        test_start = test_stop - test_weeks
+        train_stop = test_start - gap
+        if train_stop < min_train_weeks:
+            break
+        folds.append(Fold(number + 1, tuple(weeks[:train_stop]), tuple(weeks[train_stop:test_start]),
+                          tuple(weeks[test_start:test_stop])))
+    return folds
+
+
+def closures_in_scope(closures: pd.DataFrame, test_weeks: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Closures that a score in these weeks could have caught 2–8 weeks ahead."""
+    if closures.empty:
+        return closures
+    first, last = (pd.Timestamp(metrics.week_monday(w)) for w in (min(test_weeks), max(test_weeks)))
+    day = pd.to_datetime(closures["closure_date"])
+    monday = day - pd.to_timedelta(day.dt.weekday, unit="D")
+    low, high = metrics.RECALL_WINDOW
+    scope = (monday - pd.Timedelta(weeks=high) <= last) & (monday - pd.Timedelta(weeks=low) >= first)
+    return closures[scope.to_numpy()]
+
+
+def _safe(fn, *args) -> float:
+    try:
+        return float(fn(*args))
+    except ValueError:  # a single class in the block
+        return float("nan")
+
+
+def evaluate(scored: pd.DataFrame, closures: pd.DataFrame, capacity: Capacity, probabilistic: bool) -> dict:
+    """The backtest metrics of one score column `score` over labelled rows (`label`)."""
+    k_fn = capacity.k
+    pak = metrics.precision_at_k(scored, "label", k_fn=k_fn)
+    events = closures_in_scope(closures, sorted(scored["week"].unique()))
+    leads = metrics.lead_times(scored, events, k_fn=k_fn)
+    y, s = scored["label"].to_numpy(), scored["score"].to_numpy()
+    return {
+        "precision_at_k": float(pak["precision"].mean()) if len(pak) else float("nan"),
+        "hits": int(pak["hits"].sum()),
+        "k_total": int(pak["k"].sum()),
+        "event_recall": metrics.event_recall(scored, events, k_fn=k_fn),
+        "events": len(events),
+        "median_lead_weeks": metrics.median_lead(leads) if len(leads) else float("nan"),
+        "average_precision": _safe(average_precision_score, y, s),
+        "roc_auc": _safe(roc_auc_score, y, s),
+        "brier": _safe(brier_score_loss, y, s) if probabilistic else float("nan"),
+    }
+
+
+def _riskier_up(values: pd.Series, lower_is_riskier: bool) -> np.ndarray:
+    """An indicator as a score where higher = riskier; missing values rank last."""
+    v = values.to_numpy(dtype="float64", copy=True)
+    v = -v if lower_is_riskier else v
+    v[~np.isfinite(v)] = np.nan
+    floor = np.nanmin(v) - 1 if np.isfinite(v).any() else 0.0
+    return np.where(np.isnan(v), floor, v)
+
+
+def _lower_is_riskier(indicator: str) -> bool:
+    try:
+        from indicators.registry import LOWER, by_name
+
+        return by_name(indicator).direction == LOWER
+    except (ImportError, KeyError):
+        return indicator == COVERAGE_INDICATOR
+
+
+def best_single_indicator(train: pd.DataFrame, indicators: list[str]) -> str | None:
+    """The indicator (in its risky direction) with the best average precision on the training rows."""
+    rows = train[train["observed"]]
+    if rows["label"].nunique() < 2:
+        return None
+    scores = {i: average_precision_score(rows["label"], _riskier_up(rows[i], _lower_is_riskier(i)))
+              for i in indicators}
+    return max(scores, key=scores.get)
+
+
+def baseline_scores(ds: Dataset, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> tuple[dict, list[str]]:
+    """Baseline score arrays for the test rows, and notes on baselines that could not be computed."""
+    scores = {"random": np.random.default_rng(seed).random(len(test))}
+    notes = []
+    for name, indicator in (("coverage_ratio_only", COVERAGE_INDICATOR), ("complaints_only", COMPLAINT_INDICATOR)):
+        if indicator in ds.indicators:
+            scores[name] = _riskier_up(test[indicator], _lower_is_riskier(indicator))
+        else:
+            notes.append(f"baseline {name} skipped: indicator {indicator} not in the mart")
+    if best := best_single_indicator(train, ds.indicators):
+        scores["best_single_indicator"] = _riskier_up(test[best], _lower_is_riskier(best))
+        notes.append(f"best single indicator on the training block: {best}")
+    rule = ds.rule_scores(test)
+    if rule is None:
+        notes.append("baseline rule_score skipped: indicators.rules provides no rule score")
+    else:
+        scores["rule_score"] = rule
+    return scores, notes
+
+
+@dataclass
+class BacktestResult:
+    folds: list[Fold]
+    metrics: pd.DataFrame  # one row per fold (0 = all folds) and method
+    predictions: pd.DataFrame  # test rows with one score column per method
+    leads: pd.DataFrame  # per closure and method: first selected week and lead
+    notes: list[str] = field(default_factory=list)
+    champion: str | None = None
+
+    def overall(self) -> pd.DataFrame:
+        return self.metrics[self.metrics["fold"] == 0].set_index("method")
+
+
+def choose_champion(overall: pd.DataFrame, candidates=MODEL_NAMES) -> str | None:
+    """Best precision@k, then event recall, then average precision (not AUC)."""
+    rows = overall.loc[[c for c in candidates if c in overall.index]]
+    if rows.empty:
+        return None
+    key = rows[["precision_at_k", "event_recall", "average_precision"]].fillna(-1).round(4)
+    return key.sort_values(list(key.columns), ascending=False, kind="stable").index[0]
+
+
+def _metric_rows(fold: int, predictions: pd.DataFrame, methods: list[str], closures: pd.DataFrame,
+                 capacity: Capacity) -> list[dict]:
+    rows = []
+    for method in methods:
+        scored = predictions[["institution_id", "week", "province_code", "label"]].assign(score=predictions[method])
+        result = evaluate(scored, closures, capacity, probabilistic=method in MODEL_NAMES)
+        rows.append({"fold": fold, "method": method, **result})
+    return rows
+
+
+def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED, n_folds: int = N_FOLDS,
+                 test_weeks: int = TEST_WEEKS, gap: int = GAP_WEEKS) -> BacktestResult:
+    """Fit both models per fold on the training block, score the test block, measure models and baselines."""
+    frame = ds.labelled
+    folds = make_folds(ds.weeks, sorted(frame.loc[frame["observed"], "week"].unique()), n_folds, test_weeks, gap)
+    notes = [] if len(folds) >= n_folds else [f"only {len(folds)} of {n_folds} folds fit in the data"]
+    blocks, metric_rows = [], []
+    for fold in folds:
+        train = frame[frame["week"].isin(fold.train_weeks)]
+        test = frame[frame["week"].isin(fold.test_weeks) & frame["observed"]].copy()
+        try:
+            for name in MODEL_NAMES:
+                test[name] = predict(fit_calibrated(name, train, ds.features, seed)[0], test, ds.features)
+        except TooFewPositives as exc:
+            notes.append(f"fold {fold.number} skipped: {exc}")
+            continue
+        baselines, baseline_notes = baseline_scores(ds, train, test, seed + fold.number)
+        notes += [f"fold {fold.number}: {n}" for n in baseline_notes]
+        test = test.assign(**baselines, fold=fold.number)
+        methods = [*MODEL_NAMES, *baselines]
+        metric_rows += _metric_rows(fold.number, test, methods, ds.closures, capacity)
+        blocks.append(test)
+    if not blocks:
+        return BacktestResult(folds, pd.DataFrame(columns=["fold", "method", *METRIC_COLUMNS]), pd.DataFrame(),
+                              pd.DataFrame(), notes + ["no fold could be evaluated"])
+    predictions = pd.concat(blocks, ignore_index=True)
+    methods = [m for m in dict.fromkeys(r["method"] for r in metric_rows) if predictions[m].notna().all()]
+    metric_rows += _metric_rows(0, predictions, methods, ds.closures, capacity)
+    table = pd.DataFrame(metric_rows)
+    leads = pd.concat(
+        [metrics.lead_times(predictions.assign(score=predictions[m]),
+                            closures_in_scope(ds.closures, sorted(predictions["week"].unique())),
+                            k_fn=capacity.k).assign(method=m) for m in methods], ignore_index=True)
+    result = BacktestResult(folds, table, predictions, leads, notes)
+    result.champion = choose_champion(result.overall())
+    return result

@@ -1,0 +1,45 @@
+"""Labels from the filings in staging (never from the generator's truth): abnormal closure within 8 weeks."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+HORIZON_WEEKS = 8
+
+
+def data_as_of(con: duckdb.DuckDBPyConnection) -> date:
+    """The last day the filings are known: the latest delivery of the institutions feed, else the last week end."""
+    (as_of,) = con.execute(
+        """select coalesce(
+               (select max(_delivery_date) from staging.institutions),
+               (select max(week_end)::date from marts.institution_week_indicators))"""
+    ).fetchone()
+    return as_of
+
+
+def labels(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pd.DataFrame:
+    """One row per kept institution-week: `label` (0/1), `observed` (horizon over or already positive).
+
+    Rows from the closure week on, and the last week before an abnormal closure, are absent.
+    """
+    sql = (SQL_DIR / "labels.sql").read_text(encoding="utf-8")
+    frame = con.execute(sql, {"as_of": as_of or data_as_of(con)}).df()
+    frame["observed"] = frame["observed"].astype(bool)
+    return frame
+
+
+def abnormal_closures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """`institution_id, closure_date` of every institution whose first closure filing is abnormal."""
+    return con.execute(
+        """select institution_id, min(record_date) as closure_date
+           from staging.institutions
+           where event in ('closed', 'revoked')
+           group by institution_id
+           having arg_min(closure_reason, record_date) = 'abnormal'
+           order by institution_id"""
+    ).df()

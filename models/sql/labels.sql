@@ -1,0 +1,67 @@
+-- Label of every institution-week of the indicators mart: 1 when the institution files an abnormal closure
+-- 2 to 8 weeks after that week (i.e. within the 8 weeks after the week's end, not counting the last week
+-- before the closure, when warning is too late). Weeks from the closure week on are dropped, and so is the
+-- last week before an abnormal closure. `observed` is false while the 8-week horizon is not yet over at
+-- $as_of (a negative label may still turn positive), unless the row is already positive.
+with closing_filings as (
+    select
+        institution_id,
+        record_date,
+        closure_reason
+    from staging.institutions
+    where event in ('closed', 'revoked')
+),
+
+first_closures as (
+    select
+        institution_id,
+        min(record_date) as closure_date,
+        arg_min(closure_reason, record_date) as closure_reason
+    from closing_filings
+    group by institution_id
+),
+
+mart_weeks as (
+    select
+        institution_id,
+        week,
+        week_start::date as week_start,
+        week_end::date as week_end
+    from marts.institution_week_indicators
+),
+
+weeks_to_closure as (
+    select
+        mart_weeks.*,
+        first_closures.closure_date,
+        first_closures.closure_reason,
+        (first_closures.closure_reason = 'abnormal') as is_abnormal,
+        (date_trunc('week', first_closures.closure_date)::date - mart_weeks.week_start) // 7 as weeks_ahead
+    from mart_weeks
+    left join first_closures using (institution_id)
+),
+
+kept as (
+    select *
+    from weeks_to_closure
+    where weeks_ahead is null
+       or weeks_ahead >= 2
+       or (weeks_ahead = 1 and not is_abnormal)
+),
+
+labelled as (
+    select
+        institution_id,
+        week,
+        week_start,
+        week_end,
+        closure_date,
+        closure_reason,
+        coalesce(is_abnormal and weeks_ahead <= 8, false)::int as label,
+        coalesce(is_abnormal and weeks_ahead <= 8, false)
+            or week_end + interval 56 day <= $as_of::date as observed
+    from kept
+)
+
+select * from labelled
+order by week, institution_id

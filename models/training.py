@@ -1,0 +1,105 @@
+"""Two candidate models, each calibrated on a later block of weeks than it was fitted on.
+
+The logistic regression is the transparent baseline; the gradient boosting catches interactions (a sales
+spike only matters while coverage is falling). Both give a calibrated probability, the `score`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from models.features import matrix
+
+SEED = 20260323
+LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
+MODEL_NAMES = (LOGISTIC, BOOSTING)
+CALIBRATION_SHARES = (0.25, 0.4, 0.5)  # share of the training weeks kept for calibration, tried in order
+MIN_POSITIVES_PER_BLOCK = 2
+PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
+
+
+def threads_for(n_rows: int):
+    """A thread limit for fitting or predicting `n_rows` rows (one thread for small data)."""
+    return threadpool_limits(limits=None if n_rows >= PARALLEL_ROWS else 1)
+
+
+class TooFewPositives(ValueError):
+    """The weeks given hold too few abnormal closures to fit and calibrate a model."""
+
+
+def make_estimator(name: str, seed: int = SEED):
+    """An unfitted candidate. Money columns span orders of magnitude, so the regression sees arcsinh values."""
+    if name == LOGISTIC:
+        return Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("compress", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=seed)),
+        ])
+    if name == BOOSTING:
+        return HistGradientBoostingClassifier(
+            learning_rate=0.05, max_iter=150, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+            early_stopping=False, random_state=seed,
+        )
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+
+
+def base_model(calibrated: CalibratedClassifierCV):
+    """The fitted model inside a calibrated one (what explanations read)."""
+    return calibrated.estimator.estimator
+
+
+@dataclass(frozen=True)
+class Split:
+    fit_weeks: list[str]
+    calibration_weeks: list[str]
+
+
+def split_weeks(frame: pd.DataFrame) -> Split:
+    """Fit on the earlier weeks, calibrate on the later ones; both blocks need positives and negatives."""
+    weeks = sorted(frame["week"].unique())
+    positives = frame.groupby("week")["label"].sum().reindex(weeks).to_numpy()
+    for share in CALIBRATION_SHARES:
+        cut = len(weeks) - max(1, round(share * len(weeks)))
+        if cut < 1:
+            continue
+        fit_pos, cal_pos = positives[:cut].sum(), positives[cut:].sum()
+        if fit_pos >= MIN_POSITIVES_PER_BLOCK and cal_pos >= MIN_POSITIVES_PER_BLOCK:
+            return Split(weeks[:cut], weeks[cut:])
+    raise TooFewPositives(
+        f"{int(positives.sum())} positive institution-weeks over {len(weeks)} weeks: not enough to fit on one "
+        f"block and calibrate on a later one (each needs at least {MIN_POSITIVES_PER_BLOCK})"
+    )
+
+
+def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: int = SEED
+                   ) -> tuple[CalibratedClassifierCV, Split]:
+    """Fit `name` on the earlier weeks of `frame` (observed rows only) and calibrate it (sigmoid) on the later."""
+    rows = frame[frame["observed"]]
+    split = split_weeks(rows)
+    fit_rows = rows[rows["week"].isin(split.fit_weeks)]
+    cal_rows = rows[rows["week"].isin(split.calibration_weeks)]
+    with threads_for(len(fit_rows)):
+        model = make_estimator(name, seed).fit(matrix(fit_rows, features), fit_rows["label"].to_numpy())
+        calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")
+        calibrated.fit(matrix(cal_rows, features), cal_rows["label"].to_numpy())
+    return calibrated, split
+
+
+def predict(calibrated: CalibratedClassifierCV, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Calibrated probability of an abnormal closure within 8 weeks."""
+    if frame.empty:
+        return np.empty(0)
+    with threads_for(len(frame)):
+        return calibrated.predict_proba(matrix(frame, features))[:, 1]
