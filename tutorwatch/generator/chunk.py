@@ -86,7 +86,9 @@ def _consumptions(o: Orders, sess: Sessions, iid, order_id, ctx: Context, cal: C
     consumed = np.bincount(sess.order, weights=sess.hours, minlength=len(o.inst))
     last = np.full(len(o.inst), NONE)
     np.maximum.at(last, sess.order, sess.sec)
-    full = np.flatnonzero((consumed == o.hours) & (last >= first))
+    earliest = np.full(len(o.inst), np.iinfo(np.int64).max)
+    np.minimum.at(earliest, sess.order, sess.sec)
+    full = np.flatnonzero((consumed == o.hours) & (earliest >= first))  # all its classes delivered
     extra = rng.choice(full, min(len(full), rng.binomial(len(sess.order), 0.0002) + 1), replace=False) \
         if len(full) else np.array([], dtype=np.int64)
     extra_sec = last[extra] + 7 * DAY

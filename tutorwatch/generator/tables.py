@@ -79,9 +79,10 @@ def plant_bad_rows(t: pa.Table, feed_name: str, rng: np.random.Generator, delive
     feed = FEEDS[feed_name]
     kinds = kinds or BAD_KINDS[feed_name]
     n = len(t)
-    m = rng.binomial(n, BAD_ROW_RATE) + (n > 50)
+    m = max(rng.binomial(n, BAD_ROW_RATE), len(kinds) if n > 50 else 0)  # every kind at least once
     picks = list(rng.integers(0, n, m)) if n else []
-    chosen = [kinds[(int(rng.integers(0, len(kinds))) + j) % len(kinds)] for j in range(len(picks))]
+    first = int(rng.integers(0, len(kinds)))
+    chosen = [kinds[(first + j) % len(kinds)] for j in range(len(picks))]
     if extra is not None:  # rows that must carry a given breach (e.g. one Chinese enum per GB18030 bank)
         picks += list(extra)
         chosen += ["unknown_enum"] * len(extra)
