@@ -8,10 +8,8 @@ against simple baselines an analyst would otherwise use.
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +226,49 @@ def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED,
     result = BacktestResult(folds, table, predictions, leads, notes)
     result.champion = choose_champion(result.overall())
     return result
+
+
+def truth_comparison(bt: BacktestResult, closures: pd.DataFrame, truth: Path) -> str:
+    """Event-level comparison with the generator's truth (evaluation only; labels never come from it)."""
+    path = Path(truth) / "institutions.csv"
+    if not path.exists():
+        return f"no {path}: event-level comparison with truth skipped"
+    planted = pd.read_csv(path, dtype=str)
+    planted = planted[planted["closure_reason"] == "abnormal"]
+    filed = set(closures["institution_id"])
+    lines = [f"truth: {len(planted)} planted abnormal closures; filings: {len(filed)} abnormal closures; "
+             f"in both: {len(filed & set(planted['institution_id']))}"]
+    if bt.champion and len(bt.leads):
+        leads = bt.leads[bt.leads["method"] == bt.champion].merge(planted[["institution_id", "story"]],
+                                                                  on="institution_id", how="left")
+        leads["caught"] = leads["lead_weeks"].between(*metrics.RECALL_WINDOW)
+        per_story = leads.groupby(leads["story"].fillna("not in truth")).agg(
+            closures=("institution_id", "size"), caught_2_8_weeks=("caught", "sum"), median_lead=("lead_weeks", "median"))
+        lines.append(f"champion {bt.champion} by planted story (backtest test blocks):\n{per_story.to_string()}")
+    return "\n".join(lines)
+
+
+def main(warehouse: Path, truth: Path, out: Path, capacity: Capacity = Capacity(), seed: int = SEED) -> int:
+    """`tutorwatch backtest`: run the backtest on the warehouse, write the report under `<out>/backtest/`, print."""
+    from models.report import summary_table, write_report
+    from models.scoring import write_backtest
+    from pipelines.warehouse import connect
+
+    if not Path(warehouse).exists():
+        print(f"tutorwatch backtest: no warehouse at {warehouse} (run `tutorwatch run` first)", file=sys.stderr)
+        return 2
+    con = connect(warehouse, read_only=True)
+    try:
+        ds = load_dataset(con)
+    finally:
+        con.close()
+    bt = run_backtest(ds, capacity, seed)
+    comparison = truth_comparison(bt, ds.closures, truth)
+    folder = Path(out) / "backtest"
+    write_backtest(bt, folder)
+    report = write_report(bt, folder, capacity, comparison)
+    print(summary_table(bt))
+    print(comparison)
+    print("\n".join(bt.notes))
+    print(f"report: {report}")
+    return 0
