@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import asdict
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from models import drift, metrics, registry, rule_score
-from models.backtest import BacktestResult, Capacity, run_backtest
+from models.backtest import BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
 from models.features import add_features, load_mart
@@ -38,13 +39,17 @@ def _skip(out, reason: str) -> dict:
     return {"trained": False, "reason": reason}
 
 
+def _clean(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def _backtest_summary(bt: BacktestResult) -> dict:
     overall = bt.overall()
-    clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
     return {
         "folds": len({f for f in bt.metrics["fold"] if f}),
+        "fold_weeks": [asdict(f) for f in bt.folds],
         "champion": bt.champion,
-        "overall": {m: {k: clean(v) for k, v in row.items() if k != "fold"} for m, row in overall.iterrows()},
+        "overall": {m: {k: _clean(v) for k, v in row.items() if k != "fold"} for m, row in overall.iterrows()},
         "notes": bt.notes,
     }
 
@@ -95,6 +100,21 @@ def write_backtest(bt: BacktestResult, folder) -> None:
     if len(bt.predictions):
         bt.predictions.drop(columns=[c for c in bt.predictions if c.endswith("__chg4")]).to_parquet(
             folder / "predictions.parquet", index=False)
+
+
+def load_backtest(out, model_version: str) -> BacktestResult:
+    """The backtest saved with a model version, for the report asset."""
+    meta = registry.metadata(out, model_version)
+    folder = registry.models_dir(out) / model_version / "backtest"
+    predictions = folder / "predictions.parquet"
+    summary = meta["backtest"]
+    return BacktestResult(
+        folds=[Fold(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()}) for f in summary["fold_weeks"]],
+        metrics=pd.read_csv(folder / "metrics.csv"),
+        predictions=pd.read_parquet(predictions) if predictions.exists() else pd.DataFrame(),
+        leads=pd.read_csv(folder / "leads.csv", dtype={"institution_id": str}),
+        notes=summary["notes"], champion=meta["champion"],
+    )
 
 
 def _explain_mask(frame: pd.DataFrame, scores: np.ndarray, capacity) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Dagster definitions of the risk model: training, backtest report, weekly scores and their drift check."""
