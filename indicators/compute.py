@@ -47,8 +47,7 @@ def mart_select() -> str:
     joins = "\n".join(f"LEFT JOIN {i.name} USING (k)" for i in INDICATORS)
     return (
         f"WITH {ctes}\nSELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
-        "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)\n"
-        "ORDER BY s.week_start, s.institution_id"
+        "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)"
     )
 
 

@@ -58,7 +58,9 @@ before_week_start AS (
     ASOF LEFT JOIN daily AS d ON d.institution_id = g.institution_id AND g.week_start - 1 >= d.known_date
 )
 SELECT
+    -- integer keys: k for the grid row, institution_no for cheap window partitions
     row_number() OVER (ORDER BY e.institution_id, e.week_start) AS k,
+    dense_rank() OVER (ORDER BY e.institution_id) AS institution_no,
     e.*,
     e.first_filed <= e.week_end AND NOT coalesce(b.was_closed, false) AS is_active
 FROM at_week_end AS e

@@ -1,5 +1,5 @@
 -- Step 4: per institution and week, the sums and counts the indicators are built from (0 when none), on the
--- dense grid of ind_state. Indicator SQL windows over these rows (PARTITION BY institution_id ORDER BY k).
+-- dense grid of ind_state. Indicator SQL windows over these rows (PARTITION BY institution_no ORDER BY k).
 CREATE OR REPLACE TEMP TABLE ind_weekly AS
 WITH order_weeks AS (
     SELECT
@@ -27,7 +27,7 @@ liability_events AS (
     UNION ALL
     SELECT r.order_id, r.institution_id, r.paid_known_at, 1, r.refund_id, r.requested_fen
     FROM ind_refunds AS r
-    WHERE r.paid_known_at IS NOT NULL AND r.order_id IN (SELECT order_id FROM ind_orders)
+    WHERE r.paid_known_at IS NOT NULL
 ),
 liability_running AS (
     SELECT

@@ -3,4 +3,4 @@ SELECT
     k,
     sum(adjustment_out_fen) OVER (w ROWS 3 PRECEDING) AS adjustment_out_fen_4w
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -3,4 +3,4 @@ SELECT
     k,
     sum(continuity_breaks) OVER (w ROWS 3 PRECEDING) AS bank_continuity_breaks_4w
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

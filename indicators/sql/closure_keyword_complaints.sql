@@ -3,4 +3,4 @@ SELECT
     k,
     sum(closure_keyword_complaints) OVER (w ROWS 3 PRECEDING) AS closure_keyword_complaints
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -3,4 +3,4 @@ SELECT
     k,
     complaints / greatest(1, coalesce(avg(complaints) OVER (w ROWS BETWEEN 8 PRECEDING AND 1 PRECEDING), 0)) AS complaint_surge
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -4,4 +4,4 @@ SELECT
     1 - consumed_hours / nullif(avg(consumed_hours) OVER (w ROWS BETWEEN 4 PRECEDING AND 1 PRECEDING), 0)
         AS consumption_drop
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

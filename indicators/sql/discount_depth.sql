@@ -4,4 +4,4 @@ SELECT
     1 - sum(paid_fen) OVER (w ROWS 3 PRECEDING) / nullif(sum(list_price_fen) OVER (w ROWS 3 PRECEDING), 0)
         AS discount_depth
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

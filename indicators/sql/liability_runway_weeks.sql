@@ -3,7 +3,7 @@
 WITH delivery AS (
     SELECT k, sum(consumed_fen) OVER (w ROWS 3 PRECEDING) / 4 AS weekly_delivered_fen
     FROM ind_weekly
-    WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+    WINDOW w AS (PARTITION BY institution_no ORDER BY k)
 )
 SELECT
     k,

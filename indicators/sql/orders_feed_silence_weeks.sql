@@ -9,4 +9,4 @@ SELECT
         )
     ) // 7) AS orders_feed_silence_weeks
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -3,4 +3,4 @@ SELECT
     k,
     sum(over_cap_orders) OVER (w ROWS 3 PRECEDING) AS over_cap_orders_4w
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -4,4 +4,4 @@ SELECT
     k,
     sum(overdue_refunds_delta) OVER (w ROWS UNBOUNDED PRECEDING) AS overdue_refunds
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -4,4 +4,4 @@ SELECT
     k,
     round(sum(paid_fen - liability_settled_fen) OVER (w ROWS UNBOUNDED PRECEDING)) AS prepaid_liability_fen
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -7,7 +7,7 @@ WITH periods AS (
         sum(stars) OVER (w ROWS BETWEEN 15 PRECEDING AND 4 PRECEDING) AS earlier_stars,
         sum(ratings) OVER (w ROWS BETWEEN 15 PRECEDING AND 4 PRECEDING) AS earlier_ratings
     FROM ind_weekly
-    WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+    WINDOW w AS (PARTITION BY institution_no ORDER BY k)
 )
 SELECT
     k,

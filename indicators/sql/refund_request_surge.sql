@@ -3,4 +3,4 @@ SELECT
     k,
     refund_requests / greatest(1, coalesce(avg(refund_requests) OVER (w ROWS BETWEEN 8 PRECEDING AND 1 PRECEDING), 0)) AS refund_request_surge
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

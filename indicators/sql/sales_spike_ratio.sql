@@ -3,4 +3,4 @@ SELECT
     k,
     paid_fen / nullif(median(paid_fen) OVER (w ROWS BETWEEN 8 PRECEDING AND 1 PRECEDING), 0) AS sales_spike_ratio
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

@@ -6,7 +6,7 @@ WITH last_weeks AS (
         sum(paid_fen) OVER (w ROWS 3 PRECEDING) AS sold_fen,
         sum(consumed_fen) OVER (w ROWS 3 PRECEDING) AS delivered_fen
     FROM ind_weekly
-    WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+    WINDOW w AS (PARTITION BY institution_no ORDER BY k)
 )
 SELECT
     k,

@@ -3,4 +3,4 @@ SELECT
     k,
     sum(balance_change_fen) OVER (w ROWS UNBOUNDED PRECEDING) AS supervised_balance_fen
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)

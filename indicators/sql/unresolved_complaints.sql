@@ -4,4 +4,4 @@ SELECT
     k,
     sum(open_complaints_delta) OVER (w ROWS UNBOUNDED PRECEDING) AS unresolved_complaints
 FROM ind_weekly
-WINDOW w AS (PARTITION BY institution_id ORDER BY k)
+WINDOW w AS (PARTITION BY institution_no ORDER BY k)
