@@ -1,0 +1,1 @@
+"""The supervision dashboard: scoped warehouse views, rectification notices and cases, public lists."""
