@@ -1,0 +1,115 @@
+"""Published lists and reports on hand-made marts: BOM, xlsx, PDF text, plotly once, immutable revisions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+
+import pytest
+from conftest import add_rows
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from indicators.rules import build_warnings
+from pipelines.publish import publish_week, write_reports
+
+A, B, C, D = ("91440104MA5AAAAA1A", "91440104MA5BBBBB1B", "91440104MA5CCCCC1C", "91110105MA5DDDDD1D")
+W09, W10 = "2026-W09", "2026-W10"
+
+
+@pytest.fixture
+def marts(warehouse):
+    """W09: A orange, C orange. W10: A red (tier_up), B red (new), C quiet (dropped); Beijing has D, quiet."""
+    add_rows(warehouse, [
+        dict(institution_id=A, week=W09, province_code="44", overdue_refunds=1),
+        dict(institution_id=C, week=W09, province_code="44", overdue_refunds=1),
+        dict(institution_id=A, week=W10, province_code="44", coverage_ratio=0.6, name="广州甲培训中心"),
+        dict(institution_id=B, week=W10, province_code="44", licence_days_to_expiry=-10, name="广州乙培训学校"),
+        dict(institution_id=C, week=W10, province_code="44", overdue_refunds=0),
+        dict(institution_id=D, week=W10, province_code="11", coverage_ratio=1.5),
+    ])
+    build_warnings(warehouse)
+    return warehouse
+
+
+def read_csv(path):
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_lists_per_province_and_national_with_changes(marts, tmp_path):
+    result = publish_week(marts, tmp_path, W10)
+    folder = tmp_path / "warnings" / W10
+    assert result.written and result.revision == 1 and result.rows == {"11": 0, "44": 2}
+    guangdong = read_csv(folder / "44.csv")
+    assert [(r["rank"], r["institution_id"], r["tier"], r["change"]) for r in guangdong] == [
+        ("1", B, "red", "new"), ("2", A, "red", "tier_up")]  # B: hard 4 + threshold 4 points beats A: 4 + 2
+    assert "办学许可证距到期 -10 天" in guangdong[0]["reasons"] and "监管资金覆盖率低于 0.9" in guangdong[1]["reasons"]
+    assert read_csv(folder / "11.csv") == []  # a province with nothing flagged still gets its (empty) list
+    national = {r["institution_id"]: r for r in read_csv(folder / "all.csv")}
+    assert set(national) == {A, B, C}
+    assert (national[C]["change"], national[C]["previous_tier"], national[C]["tier"]) == ("dropped", "orange", "")
+    assert national[A]["province_code"] == "44" and national[A]["previous_tier"] == "orange"
+
+
+def test_xlsx_has_chinese_headers_frozen_header_and_filter_and_matches_all_csv(marts, tmp_path):
+    publish_week(marts, tmp_path, W10)
+    folder = tmp_path / "warnings" / W10
+    sheet = load_workbook(folder / "44.xlsx")["预警名单"]
+    header = [c.value for c in sheet[1]]
+    assert header[:7] == ["排名", "统一社会信用代码", "机构名称", "区县代码", "预警等级", "风险评分", "预警原因"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
+    assert sheet.column_dimensions["G"].width >= 60
+    national = {r["institution_id"]: r for r in read_csv(folder / "all.csv") if r["province_code"] == "44" and r["rank"]}
+    rows = [dict(zip(header, (c.value for c in row), strict=True)) for row in sheet.iter_rows(min_row=2)]
+    assert {r["统一社会信用代码"]: (r["排名"], r["预警等级"], round(r["风险评分"], 4), r["预警原因"]) for r in rows} == {
+        i: (int(r["rank"]), {"red": "红色", "orange": "橙色"}[r["tier"]], float(r["score"]), r["reasons"])
+        for i, r in national.items()}
+    dropped = load_workbook(folder / "44.xlsx")["本周移出"]
+    assert [c.value for c in dropped[2]][:2] == [C, "机构C1C"]
+
+
+def test_republishing_identical_content_changes_nothing(marts, tmp_path):
+    publish_week(marts, tmp_path, W10)
+    folder = tmp_path / "warnings" / W10
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    again = publish_week(marts, tmp_path, W10)
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert not again.written and again.revision == 1
+    assert after == before
+
+
+def test_late_rows_make_a_new_revision_and_keep_the_original(marts, tmp_path):
+    publish_week(marts, tmp_path, W10)
+    folder = tmp_path / "warnings" / W10
+    original = {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file()}
+    marts.execute("update marts.institution_week_indicators set coverage_ratio = 0.2 where institution_id = ?", [D])
+    build_warnings(marts)
+    second = publish_week(marts, tmp_path, W10)
+    assert (second.written, second.revision, second.directory) == (True, 2, folder / "rev2")
+    assert {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file()} == original
+    assert [r["institution_id"] for r in read_csv(folder / "rev2" / "11.csv")] == [D]
+    assert publish_week(marts, tmp_path, W10).written is False  # the same late content again: no rev3
+    assert not (folder / "rev3").exists()
+
+
+def test_reports_html_embeds_plotly_once_and_pdf_text_matches_the_list(marts, tmp_path):
+    if shutil.which("fc-list") is None:
+        pytest.skip("fontconfig missing")
+    publish_week(marts, tmp_path, W10)
+    files = write_reports(marts, tmp_path, W10)
+    folder = tmp_path / "reports" / W10
+    assert {p.name for p in files} == {"national.html", "11.html", "44.html", "11.pdf", "44.pdf"}
+    for name in ("national.html", "44.html"):
+        html = (folder / name).read_text(encoding="utf-8")
+        assert html.count("plotly.js v") == 1  # the bundle's licence banner
+        assert html.count("Plotly.newPlot(") == 4
+        assert "预警机构数" in html
+    text = "".join("".join(page.extract_text() for page in PdfReader(folder / "44.pdf").pages).split())
+    assert "广东省校外培训机构预收费风险预警周报" in text
+    listed = [r for r in read_csv(tmp_path / "warnings" / W10 / "44.csv")]
+    for row in listed:
+        assert row["institution_id"] in text and row["name"] in text
+    assert "红色预警2家" in text and "本周移出1家" in text
