@@ -1,0 +1,111 @@
+"""Training, calibration, reproducibility, leakage and reasons on a small synthetic warehouse with a planted signal."""
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+from model_fixtures import INDICATORS, write_warehouse
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+
+from models import registry
+from models.dataset import load_dataset
+from models.features import add_features, load_mart
+from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict
+from pipelines.warehouse import connect
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.round(values, 12).tobytes()).hexdigest()
+
+
+def test_same_seed_gives_the_same_predictions(synthetic_warehouse):
+    ds = load_dataset(connect(synthetic_warehouse))
+    for name in MODEL_NAMES:
+        first = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], ds.frame, ds.features)
+        second = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], ds.frame, ds.features)
+        assert _digest(first) == _digest(second)
+
+
+def test_models_are_calibrated_with_sigmoid_on_later_weeks(synthetic_warehouse):
+    ds = load_dataset(connect(synthetic_warehouse))
+    calibrated, split = fit_calibrated(BOOSTING, ds.labelled, ds.features)
+    assert isinstance(calibrated, CalibratedClassifierCV) and calibrated.method == "sigmoid"
+    assert isinstance(calibrated.estimator, FrozenEstimator)
+    assert len(calibrated.calibrated_classifiers_) == 1
+    assert max(split.fit_weeks) < min(split.calibration_weeks)
+    scores = predict(calibrated, ds.frame, ds.features)
+    assert ((scores > 0) & (scores < 1)).all()
+
+
+def test_future_weeks_do_not_change_a_weeks_features_or_score(tmp_path, synthetic_frames):
+    mart, filings = synthetic_frames
+    week = "2026-W20"
+    base = write_warehouse(tmp_path / "base.duckdb", mart, filings)
+    ds = load_dataset(connect(base))
+    model = fit_calibrated(LOGISTIC, ds.labelled, ds.features)[0]
+
+    def week_view(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[frame["week"] == week].sort_values("institution_id").reset_index(drop=True)
+        return rows[["institution_id", *ds.features]].assign(score=predict(model, rows, ds.features))
+
+    # Future weeks shuffled across institutions and scaled: nothing of `week` may move.
+    future = mart["week"] > week
+    altered = mart.copy()
+    rng = np.random.default_rng(3)
+    for col in INDICATORS:
+        altered.loc[future, col] = rng.permutation(altered.loc[future, col].to_numpy()) * 3 + 1
+    changed = write_warehouse(tmp_path / "future.duckdb", altered, filings)
+    frame_changed = add_features(*load_mart(connect(changed)))
+    pd.testing.assert_frame_equal(week_view(ds.frame), week_view(frame_changed))
+
+    # The same alteration of a past week does move it (the test can fail): the 4-week change reads it.
+    past = mart.copy()
+    past.loc[past["week"] == "2026-W16", "coverage_ratio"] += 5
+    frame_past = add_features(*load_mart(connect(write_warehouse(tmp_path / "past.duckdb", past, filings))))
+    assert not week_view(ds.frame)["score"].equals(week_view(frame_past)["score"])
+
+
+def test_registry_holds_models_metadata_and_card(trained):
+    meta, out = trained["meta"], trained["out"]
+    assert meta["trained"] and meta["champion"] in MODEL_NAMES and meta["challenger"] in MODEL_NAMES
+    folder = registry.models_dir(out) / meta["model_version"]
+    saved = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    for key in ("training_weeks", "data_snapshot_sha256", "features", "libraries", "backtest", "seed"):
+        assert saved[key], key
+    assert sorted(saved["features"]) == sorted([*INDICATORS, *(f"{i}__chg4" for i in INDICATORS)])
+    assert saved["backtest"]["folds"] >= 4
+    assert "# Model card" in (folder / "model_card.md").read_text(encoding="utf-8")
+    for name in MODEL_NAMES:
+        model = registry.load_estimator(out, meta["model_version"], name)
+        assert isinstance(model, CalibratedClassifierCV)
+
+
+def test_scores_hold_champion_and_challenger(trained):
+    con = connect(trained["warehouse"], read_only=True)
+    meta = trained["meta"]
+    scores = con.execute("select * from marts.institution_week_scores").df()
+    n_rows = con.execute("select count(*) from marts.institution_week_indicators").fetchone()[0]
+    assert list(scores.columns) == ["institution_id", "week", "model_name", "model_version", "score", "contributions"]
+    assert len(scores) == n_rows and set(scores["model_name"]) == {meta["champion"]}
+    roles = con.execute("select role, model_name, count(*) from marts.model_scores_all group by all order by 1").fetchall()
+    assert roles == [("challenger", meta["challenger"], n_rows), ("champion", meta["champion"], n_rows)]
+
+
+def test_flagged_rows_have_reasons_led_by_the_planted_signal(trained):
+    con = connect(trained["warehouse"], read_only=True)
+    top = con.execute("""
+        select s.institution_id, s.week, s.contributions::varchar as contributions
+        from marts.institution_week_scores s join marts.institution_week_indicators i using (institution_id, week)
+        qualify row_number() over (partition by i.province_code, s.week order by s.score desc) <= 5""").df()
+    leaders = []
+    for text in top["contributions"]:
+        items = json.loads(text)
+        assert items, "a row in the top 5 of its province-week has no reasons"
+        assert [c["contribution"] for c in items] == sorted((c["contribution"] for c in items), reverse=True)
+        assert {"indicator", "value", "contribution"} <= set(items[0])
+        leaders.append(items[0]["indicator"])
+    # The planted signal is coverage falling and complaints rising: it leads most top rows' reasons.
+    share = pd.Series(leaders).isin(["coverage_ratio", "unresolved_complaints"]).mean()
+    assert share > 0.6
