@@ -1,0 +1,70 @@
+"""Fold construction, the backtest's metrics against baselines, and `tutorwatch backtest`'s entry point."""
+
+from datetime import timedelta
+
+import pandas as pd
+from model_fixtures import FIRST_MONDAY, iso_week
+
+from models.backtest import choose_champion, main, make_folds
+
+WEEKS = [iso_week(FIRST_MONDAY + timedelta(weeks=w)) for w in range(40)]
+
+
+def test_folds_leave_an_8_week_gap_and_never_overlap():
+    folds = make_folds(WEEKS, WEEKS[:32])  # labels observed up to index 31
+    assert len(folds) == 4
+    assert folds[0].test_weeks == tuple(WEEKS[28:32])  # the latest test block ends at the last observed week
+    tests = [w for f in folds for w in f.test_weeks]
+    assert len(tests) == len(set(tests)) == 16
+    for fold in folds:
+        assert len(fold.gap_weeks) == 8 and len(fold.test_weeks) == 4
+        last_train, first_test = WEEKS.index(fold.train_weeks[-1]), WEEKS.index(fold.test_weeks[0])
+        assert first_test - last_train == 9  # 8 weeks between them
+        assert not set(fold.train_weeks) & set(fold.test_weeks)
+        assert fold.train_weeks[0] == WEEKS[0]  # expanding window
+    # fold 4: test = index 16..19, gap = 8..15, train = 0..7 (8 weeks, the minimum)
+    assert folds[3].train_weeks == tuple(WEEKS[:8])
+
+
+def test_short_history_gives_fewer_folds():
+    # 24 weeks: fold 1 = train 0..11, gap 12..19, test 20..23; fold 2 = train 0..7, gap 8..15, test 16..19;
+    # a third fold would train on 4 weeks only.
+    folds = make_folds(WEEKS[:24], WEEKS[:24])
+    assert [f.test_weeks for f in folds] == [tuple(WEEKS[20:24]), tuple(WEEKS[16:20])]
+    assert len(make_folds(WEEKS[:20], WEEKS[:20])) == 1
+    assert make_folds(WEEKS[:10], WEEKS[:10]) == []
+
+
+def test_champion_is_chosen_by_precision_then_recall_then_ap():
+    overall = pd.DataFrame({
+        "precision_at_k": [0.40, 0.40], "event_recall": [0.7, 0.8], "average_precision": [0.9, 0.2],
+    }, index=["logistic_regression", "gradient_boosting"])
+    assert choose_champion(overall) == "gradient_boosting"  # equal precision: recall decides, not AP
+    overall.loc["logistic_regression", "precision_at_k"] = 0.41
+    assert choose_champion(overall) == "logistic_regression"
+
+
+def test_main_writes_the_report_and_compares_with_truth(synthetic_warehouse, synthetic_frames, tmp_path, capsys):
+    _, filings = synthetic_frames
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    closed = filings[filings["closure_reason"] == "abnormal"]
+    pd.DataFrame({"institution_id": closed["institution_id"], "province_code": closed["province_code"],
+                  "story": "discount_abscond", "story_start": "", "closure_date": closed["record_date"],
+                  "closure_reason": "abnormal", "strength": 1.0}).to_csv(truth / "institutions.csv", index=False)
+    assert main(synthetic_warehouse, truth, tmp_path / "out") == 0
+    printed = capsys.readouterr().out
+    assert "truth: 24 planted abnormal closures; filings: 24 abnormal closures; in both: 24" in printed
+    report = (tmp_path / "out" / "backtest" / "backtest_report.html").read_text(encoding="utf-8")
+    assert "precision@k per week" in report and "calibration" in report and "lead time" in report
+    metrics = pd.read_csv(tmp_path / "out" / "backtest" / "metrics.csv")
+    overall = metrics[metrics["fold"] == 0].set_index("method")
+    assert {"random", "coverage_ratio_only", "complaints_only", "rule_score"} <= set(overall.index)
+    # The planted signal is strong: both models find far more closures in their top k than chance does.
+    for model in ("logistic_regression", "gradient_boosting"):
+        assert overall.loc[model, "precision_at_k"] > 2 * overall.loc["random", "precision_at_k"]
+        assert overall.loc[model, "median_lead_weeks"] >= 4
+
+
+def test_main_refuses_a_missing_warehouse(tmp_path):
+    assert main(tmp_path / "none.duckdb", tmp_path, tmp_path / "out") == 2
