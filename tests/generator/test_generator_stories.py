@@ -128,3 +128,13 @@ def test_national_scale_streams_chunks_and_delivers_bank_parquet(tmp_path, reade
 def test_start_must_be_a_monday(tmp_path):
     with pytest.raises(ValueError, match="Monday"):
         generate(weeks=4, institutions=50, out=tmp_path, start="2025-03-04")
+
+
+def test_cli_generate_prints_the_summary(tmp_path, capsys):
+    from tutorwatch.cli import main
+
+    assert main(["generate", "--scale", "demo", "--weeks", "2", "--seed", "1", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "2,000 institutions, 2 weeks from 2025-04-14" in printed
+    assert (tmp_path / "landing" / "orders" / "orders_20250421.csv").exists() or \
+        (tmp_path / "landing" / "orders" / "orders_20250422.csv").exists()

@@ -88,7 +88,7 @@ def draw_institutions(scale: Scale, n: int, cal: Calendar, rng: np.random.Genera
     staff = np.where(online, rng.integers(3, 41, n), np.maximum(2, rng.poisson(3 + 6 * size)))
     years = cal.weeks / 52
     new = rng.random(n) < 0.05 * years  # registered during the window
-    reg_day = np.where(new, rng.integers(cal.first_day, cal.end_day - 28, n),
+    reg_day = np.where(new, rng.integers(cal.first_day, max(cal.end_day - 28, cal.first_day + 1), n),
                        rng.integers(cal.first_day - 6 * 365, cal.first_day - 14, n))
     df = pd.DataFrame({
         "institution_id": _uscc_for(county, prefix, rng), "province_code": province, "county_code": county,
@@ -153,7 +153,7 @@ def _assign_stories(df: pd.DataFrame, cal: Calendar, rng: np.random.Generator) -
     noisy = np.flatnonzero(story == "noisy_healthy")
     for i in noisy:
         for ep in rng.choice(EPISODES, 1 + int(rng.random() < 0.35), replace=False):
-            df.iat[i, df.columns.get_loc(f"ep_{ep}")] = int(rng.integers(first, cal.end_day - 28))
+            df.iat[i, df.columns.get_loc(f"ep_{ep}")] = int(rng.integers(first, max(cal.end_day - 28, cal.first_day + 1)))
 
 
 GOVERNANCE_RATES = {"updated": 0.6, "renamed": 0.04, "legal_rep_changed": 0.08, "relocated": 0.05, "suspended": 0.003}
