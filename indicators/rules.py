@@ -217,12 +217,11 @@ def _week_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.DataFrame({"week": weeks, "previous_week": previous})
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
-             thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
-             rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:
-    """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier)."""
-    selected_weeks = pd.DataFrame({"week": weeks})
-    con.register("selected_weeks", selected_weeks)
+def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
+               thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+               ) -> pd.DataFrame:
+    """Every broken rule of `weeks`: institution_id, week, indicator, kind, rule, op, threshold, tier, points, value."""
+    con.register("selected_weeks", pd.DataFrame({"week": weeks}))
     provinces = [p for (p,) in con.execute(
         "select distinct province_code from marts.institution_week_indicators "
         "where week in (select week from selected_weeks)").fetchall()]
@@ -236,10 +235,21 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
     columns = ", ".join(f'"{c}"' for c in sorted(set(book["indicator"])))
     con.register("rule_book", book)
     flags = con.execute(_sql("rules_flags.sql").format(columns=columns)).df()
+    for name in ("selected_weeks", "rule_book"):
+        con.unregister(name)
+    return flags
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
+             thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+             rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:
+    """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier)."""
+    flags = rule_flags(con, weeks, thresholds_for)
+    con.register("selected_weeks", pd.DataFrame({"week": weeks}))
     con.register("rule_flags", flags)
     candidates = con.execute(_sql("rules_candidates.sql").format(model_scores=_model_scores_relation(con)),
                              {"min_model_score": model_cutoffs.yellow}).df()
-    for name in ("selected_weeks", "rule_book", "rule_flags"):
+    for name in ("selected_weeks", "rule_flags"):
         con.unregister(name)
     if candidates.empty:
         return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
