@@ -184,13 +184,16 @@ def mark_overdue(engine: sa.Engine, today: date, actor: str = "system") -> list[
     return list(late)
 
 
-def list_cases(engine: sa.Engine, scope_clause=None, institution_id: str | None = None) -> list[dict]:
+def list_cases(engine: sa.Engine, scope_clause=None, institution_id: str | None = None,
+               case_id: int | None = None) -> list[dict]:
     """Cases in the caller's scope (`scope_clause(table)` returns a SQLAlchemy predicate or None)."""
     query = sa.select(cases).order_by(cases.c.deadline, cases.c.case_id)
     if scope_clause is not None and (predicate := scope_clause(cases)) is not None:
         query = query.where(predicate)
     if institution_id is not None:
         query = query.where(cases.c.institution_id == institution_id)
+    if case_id is not None:
+        query = query.where(cases.c.case_id == case_id)
     with engine.connect() as con:
         return [dict(r) for r in con.execute(query).mappings()]
 
