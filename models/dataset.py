@@ -35,7 +35,8 @@ class Dataset:
 
     def training_blocker(self) -> str | None:
         """Why no model can be trained on this history, or None when it can."""
-        events = self.labelled.loc[self.labelled["label"] == 1, "institution_id"].nunique()
+        known = self.labelled[self.labelled["observed"] & (self.labelled["label"] == 1)]
+        events = known["institution_id"].nunique()
         if events < MIN_POSITIVE_EVENTS or len(self.weeks) < MIN_WEEKS:
             return (f"training skipped: {events} abnormal closures with labelled weeks and {len(self.weeks)} weeks "
                     f"of history (a model needs at least {MIN_POSITIVE_EVENTS} closures and {MIN_WEEKS} weeks); "

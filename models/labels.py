@@ -23,7 +23,7 @@ def data_as_of(con: duckdb.DuckDBPyConnection) -> date:
 
 
 def labels(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pd.DataFrame:
-    """One row per kept institution-week: `label` (0/1), `observed` (horizon over or already positive).
+    """One row per kept institution-week: `label` (0/1), `observed` (the 8-week horizon is over at `as_of`).
 
     Rows from the closure week on, and the last week before an abnormal closure, are absent.
     """

@@ -26,6 +26,7 @@ LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
 MODEL_NAMES = (LOGISTIC, BOOSTING)
 CALIBRATION_SHARES = (0.25, 0.4, 0.5)  # share of the training weeks kept for calibration, tried in order
 MIN_POSITIVES_PER_BLOCK = 2
+MAX_FIT_NEGATIVES = 300_000  # negatives kept in a fit block; calibration on the full later block undoes the skew
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
 
 
@@ -83,12 +84,24 @@ def split_weeks(frame: pd.DataFrame) -> Split:
     )
 
 
+def sample_negatives(rows: pd.DataFrame, seed: int, cap: int = MAX_FIT_NEGATIVES) -> pd.DataFrame:
+    """Every positive and at most `cap` negatives (seeded): large histories fit in seconds, not minutes."""
+    negatives = rows.index[rows["label"] == 0]
+    if len(negatives) <= cap:
+        return rows
+    keep = np.random.default_rng(seed).choice(negatives, size=cap, replace=False)
+    return rows.loc[rows.index.isin(keep) | (rows["label"] == 1)]
+
+
 def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: int = SEED
                    ) -> tuple[CalibratedClassifierCV, Split]:
-    """Fit `name` on the earlier weeks of `frame` (observed rows only) and calibrate it (sigmoid) on the later."""
+    """Fit `name` on the earlier weeks of `frame` (observed rows only) and calibrate it (sigmoid) on the later.
+
+    The calibration block is never sampled, so the score stays a probability for the real base rate.
+    """
     rows = frame[frame["observed"]]
     split = split_weeks(rows)
-    fit_rows = rows[rows["week"].isin(split.fit_weeks)]
+    fit_rows = sample_negatives(rows[rows["week"].isin(split.fit_weeks)], seed)
     cal_rows = rows[rows["week"].isin(split.calibration_weeks)]
     with threads_for(len(fit_rows)):
         model = make_estimator(name, seed).fit(matrix(fit_rows, features), fit_rows["label"].to_numpy())

@@ -1,8 +1,9 @@
 -- Label of every institution-week of the indicators mart: 1 when the institution files an abnormal closure
 -- 2 to 8 weeks after that week (i.e. within the 8 weeks after the week's end, not counting the last week
 -- before the closure, when warning is too late). Weeks from the closure week on are dropped, and so is the
--- last week before an abnormal closure. `observed` is false while the 8-week horizon is not yet over at
--- $as_of (a negative label may still turn positive), unless the row is already positive.
+-- last week before an abnormal closure. `observed` is false while the week's 8-week horizon is not over at
+-- $as_of: a negative may still turn positive, so the whole week is left out of training and evaluation
+-- (keeping only its known positives would inflate the base rate and precision).
 with closing_filings as (
     select
         institution_id,
@@ -58,8 +59,7 @@ labelled as (
         closure_date,
         closure_reason,
         coalesce(is_abnormal and weeks_ahead <= 8, false)::int as label,
-        coalesce(is_abnormal and weeks_ahead <= 8, false)
-            or week_end + interval 56 day <= $as_of::date as observed
+        week_end + interval 56 day <= $as_of::date as observed
     from kept
 )
 

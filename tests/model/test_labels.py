@@ -51,8 +51,9 @@ def test_unfinished_horizon_is_not_observed(tmp_path):
     healthy = got[got["institution_id"] == HEALTHY].set_index("week")["observed"]
     # week_end + 56 days ≤ 2026-03-30 holds for week ends up to 2026-02-02, i.e. W02 … W05 (index 0..3).
     assert healthy.tolist() == [True] * 4 + [False] * 8
-    abnormal = got[got["institution_id"] == ABNORMAL].set_index("week")
-    assert abnormal.loc[abnormal["label"] == 1, "observed"].all()  # a positive is known as soon as it is filed
+    # The whole week is unobserved, positives included: keeping only them would inflate the base rate.
+    abnormal = got[got["institution_id"] == ABNORMAL].set_index("week")["observed"]
+    assert abnormal.tolist() == [True] * 4 + [False] * 5
 
 
 def test_abnormal_closures_only_lists_abnormal_ones(tmp_path):
