@@ -44,3 +44,15 @@ def create_staging_tables(con: duckdb.DuckDBPyConnection) -> None:
             booked_at TIMESTAMPTZ, week VARCHAR, expected_balance_fen BIGINT, reported_balance_fen BIGINT,
             delta_fen BIGINT)"""
     )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS ops.files (
+            file_name VARCHAR, feed VARCHAR, sha256 VARCHAR, delivery_date DATE, status VARCHAR, reason VARCHAR,
+            rows_delivered BIGINT, rows_inserted BIGINT, rows_corrected BIGINT, rows_unchanged BIGINT,
+            rows_quarantined BIGINT, amount_fen_delivered BIGINT, amount_fen_loaded BIGINT,
+            amount_fen_quarantined BIGINT, loaded_at TIMESTAMPTZ)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS quarantine.rows (
+            feed VARCHAR, file_name VARCHAR, row_number BIGINT, rule VARCHAR, detail VARCHAR, row_json JSON,
+            quarantined_at TIMESTAMPTZ, released_at TIMESTAMPTZ)"""
+    )

@@ -1,0 +1,287 @@
+"""Loading a feed: new files and retried quarantined rows form one batch, checked and merged set-based.
+
+Steps per feed: read each new file (ledger row per file), stack the rows into `ops.last_batch_<feed>`
+(text columns, personal data already replaced; kept for the contract asset check), evaluate every
+rule of `data_contracts.rules` in one SQL pass, route breaking rows to `quarantine.rows`, merge the
+rest into staging (`merge.sql`), and write the per-file counts to `ops.files`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from data_contracts.feeds import (
+    FEEDS, PII_PHONE_COLUMN, PII_PSEUDONYM_COLUMN, VARCHAR, Feed, staging_columns,
+)
+from data_contracts.rules import PHONE_OK_COLUMN, lookups_for, q, raw, rules_for
+from pipelines.ingest.reading import Delivery, Rejected, find_deliveries, read_delivery, sha256_of
+from pipelines.warehouse import create_staging_tables
+
+SQL_DIR = Path(__file__).parent / "sql"
+Progress = Callable[[str], None] | None
+
+
+def sql_file(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Schemas, tables and the temporary macros the predicates use."""
+    create_staging_tables(con)
+    con.execute(sql_file("macros.sql"))
+
+
+def raw_columns(feed: Feed) -> list[str]:
+    """Text columns of a batch: the feed's, with the phone replaced by its pseudonym and format flag."""
+    cols = [PII_PSEUDONYM_COLUMN if c == PII_PHONE_COLUMN else c for c in feed.column_names]
+    return cols + ([PHONE_OK_COLUMN] if PII_PHONE_COLUMN in feed.column_names else [])
+
+
+def batch_table(feed: str) -> str:
+    return f"ops.last_batch_{feed}"
+
+
+def batch_relation_sql(feed: Feed, batch: str) -> str:
+    """The relation the rules are evaluated on: raw text `_raw_c`, typed `c`, lineage and lookups."""
+    typed = ["_file", "_row", "_delivery_date", "_seq",
+             "CAST(CAST(_delivery_date + 1 AS TIMESTAMP) AS TIMESTAMPTZ) AS _delivery_end"]
+    for col in feed.columns:
+        if col.name == PII_PHONE_COLUMN:
+            typed += [q(PII_PSEUDONYM_COLUMN), q(PHONE_OK_COLUMN)]
+            continue
+        typed.append(f"{q(col.name)} AS {q(raw(col.name))}")
+        typed.append(q(col.name) if col.type == VARCHAR else f"try_cast({q(col.name)} AS {col.type}) AS {q(col.name)}")
+    row_json = ", ".join(f"{q(c)} := {q(c)}" for c in raw_columns(feed))
+    typed.append(f"CAST(to_json(struct_pack({row_json})) AS VARCHAR) AS _row_json")
+    lookups = [f"{sql.format(batch=batch)} AS {q(name)}" for name, sql in lookups_for(feed.name).items()]
+    return (f"WITH typed AS (SELECT {', '.join(typed)} FROM {batch}) "
+            f"SELECT b.*{''.join(', ' + x for x in lookups)} FROM typed AS b")
+
+
+def _detail_sql(columns: tuple[str, ...]) -> str:
+    parts = [f"'{c.removeprefix('_raw_')}=' || coalesce(CAST({q(c)} AS VARCHAR), '∅')" for c in columns]
+    return f"concat_ws(', ', {', '.join(parts)})"
+
+
+def failures_sql(feed: Feed) -> str:
+    """One row per (row, broken rule) over `_checked`."""
+    return "\nUNION ALL\n".join(
+        f"SELECT _file, _row, '{r.name}' AS rule, {_detail_sql(r.form.columns)} AS detail, _row_json "
+        f"FROM _checked WHERE {r.violation_sql}"
+        for r in rules_for(feed.name)
+    )
+
+
+@dataclass
+class FeedResult:
+    feed: str
+    files_loaded: int = 0
+    files_rejected: int = 0
+    files_duplicate: int = 0
+    rows_inserted: int = 0
+    rows_corrected: int = 0
+    rows_unchanged: int = 0
+    rows_released: int = 0
+    quarantined_per_rule: dict[str, int] = field(default_factory=dict)
+    rejections: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(self.quarantined_per_rule.values())
+
+    def metadata(self) -> dict:
+        return {
+            "files_loaded": self.files_loaded, "files_rejected": self.files_rejected,
+            "files_duplicate": self.files_duplicate, "rows_inserted": self.rows_inserted,
+            "rows_corrected": self.rows_corrected, "rows_unchanged": self.rows_unchanged,
+            "rows_released": self.rows_released, "quarantined_per_rule": dict(self.quarantined_per_rule),
+            "rejected_files": dict(self.rejections),
+        }
+
+
+def _ledger(con, delivery: Delivery, sha: str | None, status: str, reason: str | None = None,
+            rows: int | None = None, amount: int | None = None) -> None:
+    con.execute(
+        "INSERT INTO ops.files (file_name, feed, sha256, delivery_date, status, reason, rows_delivered, "
+        "amount_fen_delivered, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [delivery.name, delivery.feed, sha, delivery.delivery_date, status, reason, rows, amount],
+    )
+
+
+def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: FeedResult,
+                    progress: Progress) -> list[pa.Table]:
+    """Tables of the files not yet seen; rejected and duplicate files go to the ledger only."""
+    tables = []
+    for delivery in find_deliveries(landing, feed.name):
+        data = delivery.path.read_bytes()
+        sha = sha256_of(data)
+        seen = con.execute("SELECT status FROM ops.files WHERE file_name = ? AND sha256 = ?",
+                           [delivery.name, sha]).fetchall()
+        if seen:
+            continue  # this very file was processed by an earlier run
+        if con.execute("SELECT 1 FROM ops.files WHERE sha256 = ? AND status = 'loaded'", [sha]).fetchall():
+            _ledger(con, delivery, sha, "duplicate", "same content already loaded under another name")
+            result.files_duplicate += 1
+            _say(progress, f"{feed.name}: {delivery.name} duplicate of a loaded file, skipped")
+            continue
+        try:
+            read = read_delivery(delivery, feed, pii_key, data)
+        except Rejected as exc:
+            _ledger(con, delivery, sha, "rejected", str(exc))
+            result.files_rejected += 1
+            result.rejections[delivery.name] = str(exc)
+            _say(progress, f"{feed.name}: {delivery.name} REJECTED: {exc}")
+            continue
+        _ledger(con, delivery, sha, "loaded", None, read.rows, read.amount_total)
+        result.files_loaded += 1
+        _say(progress, f"{feed.name}: {delivery.name} read, {read.rows} rows")
+        n = read.rows
+        lineage = {
+            "_file": pa.array([delivery.name] * n, pa.string()),
+            "_row": pa.array(range(1, n + 1), pa.int64()),
+            "_delivery_date": pa.array([delivery.delivery_date] * n, pa.date32()),
+            "_seq": pa.array([delivery.seq] * n, pa.int32()),
+        }
+        tables.append(pa.table({**lineage, **{c: read.table[c] for c in raw_columns(feed)}}))
+    return tables
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress:
+        progress(message)
+
+
+def _build_batch(con, feed: Feed, tables: list[pa.Table]) -> None:
+    """`ops.last_batch_<feed>`: the new files' rows plus quarantined rows waiting only on references."""
+    text_cols = ", ".join(
+        f"CAST(json_extract(row_json, '$.{c}') AS BOOLEAN) AS {q(c)}" if c == PHONE_OK_COLUMN
+        else f"json_extract_string(row_json, '$.{c}') AS {q(c)}" for c in raw_columns(feed)
+    )
+    referential = [r.name for r in rules_for(feed.name) if r.referential]
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {batch_table(feed.name)} AS
+        WITH waiting AS (
+            SELECT file_name, row_number, any_value(row_json) AS row_json
+            FROM quarantine.rows WHERE feed = ? AND released_at IS NULL
+            GROUP BY file_name, row_number
+            HAVING bool_and(list_contains(?, rule))
+        )
+        SELECT file_name AS _file, row_number AS _row, tw_delivery_date(file_name) AS _delivery_date,
+               tw_seq(file_name) AS _seq, {text_cols}
+        FROM waiting""",
+        [feed.name, referential],
+    )
+    for table in tables:
+        con.register("_incoming", table)
+        con.execute(f"INSERT INTO {batch_table(feed.name)} BY NAME SELECT * FROM _incoming")
+        con.unregister("_incoming")
+
+
+def _pairs(a: str, b: str, cols) -> str:
+    return " AND ".join(f"{a}.{q(c)} = {b}.{q(c)}" for c in cols)
+
+
+def merge_sql(feed: Feed) -> str:
+    content = [c.name for c in staging_columns(feed) if not c.name.startswith("_") and c.name not in feed.key]
+    columns = [c.name for c in staging_columns(feed)]
+    return sql_file("merge.sql").format(
+        feed=feed.name,
+        columns=", ".join(map(q, columns)),
+        key_cols=", ".join(map(q, feed.key)),
+        key_cols_h=", ".join(f"h.{q(c)}" for c in feed.key),
+        content_cols=", ".join(map(q, content)),
+        key_match_h=_pairs("h", "clean", feed.key),
+        content_match_h=" AND ".join(f"h.{q(c)} IS NOT DISTINCT FROM clean.{q(c)}" for c in content) or "true",
+        key_match_s=_pairs("s", "clean", feed.key),
+        key_match_ht=_pairs("h", "t", feed.key),
+        key_match_hw=_pairs("h", "w", feed.key),
+        key_match_sw=_pairs("s", "w", feed.key),
+    )
+
+
+def _file_counts(con, feed: Feed) -> None:
+    """Per-file counts of this batch into the ledger rows written when the files were read."""
+    # only integer text counts as money (the typed cast would round 12.5)
+    amount = (f"CASE WHEN regexp_full_match(b.{q(raw(feed.amount_column))}, '-?[0-9]+') "
+              f"THEN b.{q(feed.amount_column)} END" if feed.amount_column else "NULL")
+    con.execute(
+        f"""UPDATE ops.files AS f SET
+            rows_inserted = c.inserted, rows_corrected = c.corrected, rows_unchanged = c.unchanged,
+            rows_quarantined = c.quarantined, amount_fen_loaded = c.amount_loaded,
+            amount_fen_quarantined = c.amount_quarantined
+        FROM (
+            SELECT b._file,
+                count(*) FILTER (WHERE v._is_insert) AS inserted,
+                count(*) FILTER (WHERE v._is_new AND NOT v._is_insert) AS corrected,
+                count(*) FILTER (WHERE v._row IS NOT NULL AND NOT v._is_new) AS unchanged,
+                count(*) FILTER (WHERE v._row IS NULL) AS quarantined,
+                sum({amount}) FILTER (WHERE v._row IS NOT NULL) AS amount_loaded,
+                sum({amount}) FILTER (WHERE v._row IS NULL) AS amount_quarantined
+            FROM _checked AS b LEFT JOIN _versions AS v ON v._file = b._file AND v._row = b._row
+            GROUP BY b._file
+        ) AS c
+        WHERE f.file_name = c._file AND f.feed = ? AND f.status = 'loaded' AND f.rows_inserted IS NULL""",
+        [feed.name],
+    )
+
+
+def ingest_feed(con: duckdb.DuckDBPyConnection, landing: Path, feed_name: str, pii_key: bytes,
+                progress: Progress = None) -> FeedResult:
+    """Load the feed's new files (and retry referential quarantine) into staging; see the module doc."""
+    if not pii_key:
+        raise ValueError("a PII key is required")
+    feed = FEEDS[feed_name]
+    result = FeedResult(feed_name)
+    prepare(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        tables = _read_new_files(con, feed, Path(landing), pii_key, result, progress)
+        _build_batch(con, feed, tables)
+        _check_and_merge(con, feed, result)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _check_and_merge(con, feed: Feed, result: FeedResult) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {batch_relation_sql(feed, batch_table(feed.name))}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _failures AS {failures_sql(feed)}")
+    con.execute(
+        """INSERT INTO quarantine.rows
+        SELECT ?, f._file, f._row, f.rule, f.detail, f._row_json, now(), NULL FROM _failures AS f
+        WHERE NOT EXISTS (SELECT 1 FROM quarantine.rows AS r WHERE r.feed = ? AND r.file_name = f._file
+                          AND r.row_number = f._row AND r.rule = f.rule AND r.released_at IS NULL)""",
+        [feed.name, feed.name],
+    )
+    released = con.execute(
+        """UPDATE quarantine.rows AS r SET released_at = now()
+        WHERE r.feed = ? AND r.released_at IS NULL
+          AND EXISTS (SELECT 1 FROM _checked AS b WHERE b._file = r.file_name AND b._row = r.row_number)
+          AND NOT EXISTS (SELECT 1 FROM _failures AS f WHERE f._file = r.file_name AND f._row = r.row_number
+                          AND f.rule = r.rule)""",
+        [feed.name],
+    ).fetchall()[0][0]
+    result.rows_released = int(released)
+    staging_cols = ", ".join(q(c.name) for c in staging_columns(feed) if c.name != "_loaded_at")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _clean AS
+        SELECT {staging_cols}, now() AS _loaded_at, _seq FROM _checked AS b
+        WHERE NOT EXISTS (SELECT 1 FROM _failures AS f WHERE f._file = b._file AND f._row = b._row)"""
+    )
+    con.execute(merge_sql(feed))
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE _is_insert), count(*) FILTER (WHERE _is_new AND NOT _is_insert), "
+        "count(*) FILTER (WHERE NOT _is_new) FROM _versions"
+    ).fetchall()[0]
+    result.rows_inserted, result.rows_corrected, result.rows_unchanged = (int(x) for x in counts)
+    result.quarantined_per_rule = dict(
+        con.execute("SELECT rule, count(*) FROM _failures GROUP BY rule ORDER BY rule").fetchall()
+    )
+    _file_counts(con, feed)

@@ -1,0 +1,187 @@
+"""Reading one delivered file: find it, hash it, decode it, parse it as text, verify its manifest.
+
+Every value comes out as text (or null): the contracts decide what parses, so a float in a `_fen`
+column is quarantined rather than rounded. Personal data is replaced here, before DuckDB sees it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from data_contracts import pii
+from data_contracts.feeds import (
+    FILE_NAME_PATTERN, MANIFEST_SUFFIX, MASKED_TEXT_COLUMNS, PII_PHONE_COLUMN, PII_PSEUDONYM_COLUMN, Feed,
+)
+from data_contracts.rules import PHONE_OK_COLUMN
+
+_FILE_NAME = re.compile(FILE_NAME_PATTERN)
+
+
+class Rejected(Exception):
+    """The whole file cannot be loaded; the message is the reason recorded in ops.files."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    path: Path
+    feed: str
+    delivery_date: dt.date
+    seq: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def order(self) -> tuple[dt.date, int, str]:
+        return self.delivery_date, self.seq, self.name
+
+
+def find_deliveries(landing: Path, feed: str) -> list[Delivery]:
+    """The feed's files in delivery order (date, then sequence); other files are ignored."""
+    folder = landing / feed
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        m = _FILE_NAME.match(path.name)
+        if m and m["feed"] == feed and path.is_file():
+            date = dt.datetime.strptime(m["date"], "%Y%m%d").date()
+            found.append(Delivery(path, feed, date, int(m["seq"] or 0)))
+    return sorted(found, key=lambda d: d.order)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (BOM or not), else GB18030, both strict; anything else is rejected."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise Rejected("encoding is neither UTF-8 nor GB18030")
+
+
+def _check_columns(names: list[str], feed: Feed) -> None:
+    expected = set(feed.column_names)
+    if len(set(names)) != len(names):
+        raise Rejected("duplicate column names in the header")
+    missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
+    if missing or extra:
+        raise Rejected("columns do not match the standard: "
+                       + "; ".join(p for p in (missing and f"missing {', '.join(missing)}",
+                                               extra and f"unexpected {', '.join(extra)}") if p))
+
+
+def read_csv_text(data: bytes, feed: Feed) -> pa.Table:
+    if not data.strip():
+        raise Rejected("empty file (no header)")
+    text = decode(data)
+    header = text.splitlines()[0].split(",") if text else []
+    _check_columns([h.strip().strip('"') for h in header], feed)
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in feed.column_names}, strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise Rejected(f"unreadable CSV: {exc}") from exc
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Parquet values as the text a CSV would carry; floats keep their decimal point (1200.0 stays a float)."""
+    t = column.type
+    if pa.types.is_timestamp(t):
+        fmt = "%Y-%m-%dT%H:%M:%S%z" if t.tz else "%Y-%m-%dT%H:%M:%S"
+        return pc.strftime(column, format=fmt)
+    if pa.types.is_floating(t):
+        return pa.chunked_array([pa.array([None if v is None else repr(v) for v in column.to_pylist()], pa.string())])
+    if pa.types.is_boolean(t):
+        return pc.if_else(column, "true", "false")
+    return column.cast(pa.string())
+
+
+def read_parquet_text(data: bytes, feed: Feed) -> pa.Table:
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise Rejected(f"unreadable Parquet: {exc}") from exc
+    _check_columns(table.column_names, feed)
+    try:
+        return pa.table({c: _as_text(table[c]) for c in feed.column_names})
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise Rejected(f"unsupported Parquet column type: {exc}") from exc
+
+
+def _integer_total(values: list[str | None]) -> int:
+    return sum(int(v) for v in values if v is not None and re.fullmatch(r"-?[0-9]+", v))
+
+
+def verify_manifest(path: Path, sha256: str, rows: int, amount_total: int | None) -> None:
+    manifest_path = path.with_name(path.name + MANIFEST_SUFFIX)
+    if not manifest_path.exists():
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected(f"manifest is not valid JSON: {exc}") from exc
+    problems = []
+    if manifest.get("sha256") is not None and manifest["sha256"].lower() != sha256:
+        problems.append("sha256 differs")
+    if manifest.get("rows") != rows:
+        problems.append(f"rows {manifest.get('rows')} in manifest, {rows} in file")
+    if manifest.get("amount_fen_total") is not None and manifest["amount_fen_total"] != amount_total:
+        problems.append(f"amount_fen_total {manifest['amount_fen_total']} in manifest, {amount_total} in file")
+    if problems:
+        raise Rejected("manifest mismatch: " + "; ".join(problems))
+
+
+def protect_personal_data(table: pa.Table, feed: Feed, pii_key: bytes) -> pa.Table:
+    """Phone -> keyed pseudonym plus a format flag; complaint text masked. The raw number is dropped here."""
+    if PII_PHONE_COLUMN in table.column_names:
+        phones = table[PII_PHONE_COLUMN].to_pylist()
+        pseudonyms = [None if p is None else pii.pseudonymise(p, pii_key) for p in phones]
+        flags = [None if p is None else pii.is_mobile(p) for p in phones]
+        i = table.column_names.index(PII_PHONE_COLUMN)
+        table = table.set_column(i, PII_PSEUDONYM_COLUMN, pa.array(pseudonyms, pa.string()))
+        table = table.append_column(PHONE_OK_COLUMN, pa.array(flags, pa.bool_()))
+    for column in MASKED_TEXT_COLUMNS.get(feed.name, ()):
+        masked = [None if t is None else pii.mask_text(t) for t in table[column].to_pylist()]
+        table = table.set_column(table.column_names.index(column), column, pa.array(masked, pa.string()))
+    return table
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    sha256: str
+    table: pa.Table  # text columns, personal data already replaced
+    rows: int
+    amount_total: int | None
+
+
+def read_delivery(delivery: Delivery, feed: Feed, pii_key: bytes, data: bytes) -> ReadFile:
+    """Parse and verify one file; raises Rejected with the reason."""
+    sha = sha256_of(data)
+    reader = read_parquet_text if delivery.path.suffix == ".parquet" else read_csv_text
+    table = reader(data, feed)
+    amount = _integer_total(table[feed.amount_column].to_pylist()) if feed.amount_column else None
+    verify_manifest(delivery.path, sha, table.num_rows, amount)
+    return ReadFile(sha, protect_personal_data(table, feed, pii_key), table.num_rows, amount)

@@ -1,0 +1,61 @@
+-- Merge the clean rows of one batch into staging.{feed} (current) and staging.{feed}_history (every version).
+-- A version identical to one already in history is a no-op; the current version of a key is the one
+-- from the latest delivery (date, then sequence).
+
+-- versions: each clean row, whether its content is new for its key and whether the key existed
+CREATE OR REPLACE TEMP TABLE _versions AS
+WITH clean AS (
+    SELECT * FROM _clean
+),
+
+flagged AS (
+    SELECT
+        clean.*,
+        NOT EXISTS (
+            SELECT 1 FROM staging.{feed}_history AS h WHERE {key_match_h} AND {content_match_h}
+        ) AS _content_is_new,
+        EXISTS (SELECT 1 FROM staging.{feed} AS s WHERE {key_match_s}) AS _key_existed,
+        row_number() OVER (
+            PARTITION BY {key_cols}, {content_cols} ORDER BY _delivery_date, _seq, _file, _row
+        ) AS _copy_rank,
+        row_number() OVER (PARTITION BY {key_cols} ORDER BY _delivery_date, _seq, _file, _row) AS _key_rank
+    FROM clean
+)
+
+SELECT
+    *,
+    _content_is_new AND _copy_rank = 1 AS _is_new,
+    _content_is_new AND _copy_rank = 1 AND NOT _key_existed AND _key_rank = 1 AS _is_insert
+FROM flagged;
+
+INSERT INTO staging.{feed}_history ({columns}, _superseded_at)
+SELECT {columns}, NULL FROM _versions WHERE _is_new;
+
+-- winners: the latest-delivered version of every key that received a new version
+CREATE OR REPLACE TEMP TABLE _winners AS
+WITH touched AS (
+    SELECT DISTINCT {key_cols} FROM _versions WHERE _is_new
+),
+
+ranked AS (
+    SELECT
+        h.*,
+        row_number() OVER (
+            PARTITION BY {key_cols_h} ORDER BY h._delivery_date DESC, tw_seq(h._file) DESC, h._file DESC, h._row DESC
+        ) AS _rank
+    FROM staging.{feed}_history AS h
+    WHERE EXISTS (SELECT 1 FROM touched AS t WHERE {key_match_ht})
+)
+
+SELECT * FROM ranked WHERE _rank = 1;
+
+UPDATE staging.{feed}_history AS h
+SET _superseded_at = CASE WHEN w._file = h._file AND w._row = h._row THEN NULL ELSE coalesce(h._superseded_at, now()) END
+FROM _winners AS w
+WHERE {key_match_hw};
+
+DELETE FROM staging.{feed} AS s
+WHERE EXISTS (SELECT 1 FROM _winners AS w WHERE {key_match_sw});
+
+INSERT INTO staging.{feed} ({columns})
+SELECT {columns} FROM _winners;
