@@ -18,6 +18,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from models import metrics
 from models.dataset import Dataset, load_dataset
+from models.features import CHANGE_SUFFIX
 from models.training import MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
 GAP_WEEKS = 8
@@ -170,6 +171,15 @@ class BacktestResult:
     def overall(self) -> pd.DataFrame:
         return self.metrics[self.metrics["fold"] == 0].set_index("method")
 
+    def save(self, folder: Path) -> None:
+        """The tables the report is drawn from (beside a model version, or under `<out>/backtest/`)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.metrics.to_csv(folder / "metrics.csv", index=False)
+        self.leads.to_csv(folder / "leads.csv", index=False)
+        if len(self.predictions):
+            self.predictions.drop(columns=[c for c in self.predictions if c.endswith(CHANGE_SUFFIX)]).to_parquet(
+                folder / "predictions.parquet", index=False)
+
 
 def choose_champion(overall: pd.DataFrame, candidates=MODEL_NAMES) -> str | None:
     """Best precision@k, then event recall, then average precision (not AUC)."""
@@ -251,7 +261,6 @@ def truth_comparison(bt: BacktestResult, closures: pd.DataFrame, truth: Path) ->
 def main(warehouse: Path, truth: Path, out: Path, capacity: Capacity = Capacity(), seed: int = SEED) -> int:
     """`tutorwatch backtest`: run the backtest on the warehouse, write the report under `<out>/backtest/`, print."""
     from models.report import summary_table, write_report
-    from models.scoring import write_backtest
     from pipelines.warehouse import connect
 
     if not Path(warehouse).exists():
@@ -265,7 +274,7 @@ def main(warehouse: Path, truth: Path, out: Path, capacity: Capacity = Capacity(
     bt = run_backtest(ds, capacity, seed)
     comparison = truth_comparison(bt, ds.closures, truth)
     folder = Path(out) / "backtest"
-    write_backtest(bt, folder)
+    bt.save(folder)
     report = write_report(bt, folder, capacity, comparison)
     print(summary_table(bt))
     print(comparison)

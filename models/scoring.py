@@ -88,18 +88,8 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         },
     }
     folder = registry.save(out, model_version, {n: f[0] for n, f in fitted.items()}, meta, registry.model_card(meta))
-    write_backtest(bt, folder / "backtest")
+    bt.save(folder / "backtest")
     return {"trained": True, **meta}
-
-
-def write_backtest(bt: BacktestResult, folder) -> None:
-    """The backtest's tables beside the model (the report asset renders them)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    bt.metrics.to_csv(folder / "metrics.csv", index=False)
-    bt.leads.to_csv(folder / "leads.csv", index=False)
-    if len(bt.predictions):
-        bt.predictions.drop(columns=[c for c in bt.predictions if c.endswith("__chg4")]).to_parquet(
-            folder / "predictions.parquet", index=False)
 
 
 def load_backtest(out, model_version: str) -> BacktestResult:
