@@ -48,6 +48,9 @@ GRID_COLUMNS = [
     {"field": "reasons_zh", "headerName": "预警原因 Reasons", "flex": 1, "minWidth": 300},
 ]
 
+# Only officials who may issue notices get row checkboxes.
+ISSUE_SELECTION = {"mode": "multiRow", "checkboxes": True, "headerCheckbox": False, "enableClickSelection": False}
+
 
 def _user_scope() -> Scope:
     """The caller's scope; the login guard already refused anonymous requests, this is the second lock."""
@@ -124,10 +127,7 @@ class Pages:
                                       "filterParams": {"maxNumConditions": 1, "buttons": ["reset"]}},
                        getRowId="params.data.week + '|' + params.data.institution_id",
                        dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 10,
-                                        "rowSelection": {"mode": "multiRow", "checkboxes": scope.can_issue,
-                                                         "headerCheckbox": False,
-                                                         "enableClickSelection": False}
-                                        if scope.can_issue else None},
+                                        **({"rowSelection": ISSUE_SELECTION} if scope.can_issue else {})},
                        style={"height": "480px"}),
         ]
         if scope.can_issue:

@@ -56,7 +56,7 @@ def build_warehouse(path: Path) -> Path:
                     "county_code, category, subject, mode, licence_no, staff_count, staff_verified, "
                     "reserve_required_fen) values (?, date '2024-03-01', 'registered', ?, ?, ?, 'academic', "
                     "'math', 'offline', 'L-1', 10, 10, 100000)", [iid, NAME[iid], prov, county])
-    con.execute("""create table marts.warnings (
+    con.execute("""create table if not exists marts.warnings (
         week varchar, province_code varchar, county_code varchar, institution_id varchar, name varchar,
         tier varchar, score double, rank integer, reasons_zh varchar, reasons_en varchar, reasons json,
         change varchar, previous_tier varchar, score_source varchar)""")
@@ -64,7 +64,7 @@ def build_warehouse(path: Path) -> Path:
         con.execute("insert into marts.warnings values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', null, 'rules')",
                     [week, *REGION[iid], iid, NAME[iid], tier, score, rank, f"{tier}级:{reasons[0]['indicator']}",
                      f"{tier}: {reasons[0]['indicator']}", json.dumps(reasons)])
-    con.execute("""create table marts.institution_week_indicators (
+    con.execute("""create table if not exists marts.institution_week_indicators (
         institution_id varchar, week varchar, week_start date, week_end date, province_code varchar,
         county_code varchar, name varchar, category varchar, mode varchar, prepaid_liability_fen double,
         supervised_balance_fen double, coverage_ratio double)""")
@@ -72,7 +72,7 @@ def build_warehouse(path: Path) -> Path:
         con.execute("insert into marts.institution_week_indicators values (?, '2026-W10', date '2026-03-02', "
                     "date '2026-03-08', ?, ?, ?, 'academic', 'offline', ?, ?, ?)",
                     [iid, *REGION[iid], NAME[iid], liability, balance, balance / liability])
-    con.execute("""create table marts.institution_week_scores (institution_id varchar, week varchar,
+    con.execute("""create table if not exists marts.institution_week_scores (institution_id varchar, week varchar,
         model_name varchar, model_version varchar, score double, contributions json)""")
     con.execute("insert into marts.institution_week_scores values (?, '2026-W10', 'rules', '1', 0.91, ?)",
                 [A1, json.dumps([{"indicator": "coverage_ratio", "value": 0.35, "contribution": 0.4}])])
@@ -85,7 +85,7 @@ def build_warehouse(path: Path) -> Path:
                 "status) values ('r1', 'o1', ?, timestamptz '2026-03-05 09:00:00+08', 150000, 'requested')", [A1])
     con.execute("insert into staging.complaints (complaint_id, institution_id, received_at, category, status) "
                 "values ('c1', ?, timestamptz '2026-02-25 09:00:00+08', 'refund_difficulty', 'open')", [A1])
-    con.execute("create table ops.files (file_name varchar, feed varchar, sha256 varchar, delivery_date date, "
+    con.execute("create table if not exists ops.files (file_name varchar, feed varchar, sha256 varchar, delivery_date date, "
                 "status varchar, reason varchar, rows_delivered bigint, rows_inserted bigint, "
                 "rows_corrected bigint, rows_unchanged bigint, rows_quarantined bigint, "
                 "amount_fen_delivered bigint, amount_fen_loaded bigint, amount_fen_quarantined bigint, "
@@ -94,7 +94,7 @@ def build_warehouse(path: Path) -> Path:
                 "rows_quarantined) values ('orders_20260309.csv', 'orders', 'loaded', null, 10, 8, 2), "
                 "('orders_20260302.csv', 'orders', 'loaded', null, 5, 5, 0), "
                 "('account_movements_20260309_2.csv', 'account_movements', 'rejected', 'manifest sha256', 7, 0, 0)")
-    con.execute("create table quarantine.rows (feed varchar, file_name varchar, row_number bigint, rule varchar, "
+    con.execute("create table if not exists quarantine.rows (feed varchar, file_name varchar, row_number bigint, rule varchar, "
                 "detail varchar, row_json json, quarantined_at timestamptz, released_at timestamptz)")
     con.execute("insert into quarantine.rows (feed, file_name, row_number, rule) values "
                 "('orders', 'orders_20260309.csv', 3, 'paid_le_list'), "
