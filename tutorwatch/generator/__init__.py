@@ -81,8 +81,8 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 def _write_truth(truth: Path, inst, breaks: list[dict], log: LandingLog) -> None:
     stories = [{
         "institution_id": r.institution_id, "province_code": r.province_code, "story": r.story,
-        "story_start": _day(r.story_start), "closure_date": _day(r.close_day), "closure_reason": r.closure_reason if isinstance(r.closure_reason, str) else "",
-        "strength": r.strength,
+        "story_start": _day(r.story_start), "closure_date": _day(r.close_day),
+        "closure_reason": r.closure_reason if isinstance(r.closure_reason, str) else "", "strength": r.strength,
     } for r in inst.itertuples(index=False)]
     _write_csv(truth / "institutions.csv", stories, list(stories[0]))
     _write_csv(truth / "bad_rows.csv", log.bad_rows, ["feed", "file", "row_number", "kind"])

@@ -211,7 +211,7 @@ def draw_refunds(o: Orders, sess: Sessions, ctx: Context, cal: Calendar,
     paid = decided + rng.integers(1, 8, n) * DAY
     close_sec = np.where(close[ro] != NONE, close[ro] * DAY, np.iinfo(np.int64).max)
     decided = np.where(never | (decided >= close_sec), NONE, decided)
-    paid = np.where(approved & (decided != NONE) & (paid < close_sec), paid, NONE)
+    paid = np.where(approved & (decided != NONE) & (paid < close_sec - DAY), paid, NONE)  # booked before it closes
     refunds = Refunds(order=ro, requested_sec=req_sec[ro], requested_fen=o.paid_fen[ro] * remaining[ro] // o.hours[ro],
                       approved=approved, decided_sec=decided, paid_sec=paid)
     return refunds, sess

@@ -124,9 +124,11 @@ def _adjustments(book: _Book, ctx: Context, cal: Calendar, rng: np.random.Genera
     """Bank corrections (out, then back in) for a few accounts; money taken out in fund diversion."""
     c = ctx.col
     n = len(c["story"])
-    glitch = rng.random(n) < 0.02
+    lo = np.maximum(cal.first_day, c["reg_day"] + 7)  # only on open accounts
+    hi = np.where(c["close_day"] != NONE, np.minimum(c["close_day"], cal.end_day), cal.end_day) - 7
+    glitch = (rng.random(n) < 0.02) & (lo < hi)
     ep = c["ep_bank_adjustment"]
-    day = np.where(ep != NONE, ep, rng.integers(cal.first_day, cal.end_day, n))
+    day = np.where(ep != NONE, ep, lo + (rng.random(n) * (hi - lo)).astype(np.int64))
     pick = np.flatnonzero(glitch | (ep != NONE))
     amount = rng.integers(50, 3000, len(pick)) * 100 + np.where(ep[pick] != NONE, c["reserve_required_fen"][pick] // 10, 0)
     out = day[pick] * DAY + rng.integers(9 * 3600, 17 * 3600, len(pick))

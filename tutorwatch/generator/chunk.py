@@ -159,13 +159,11 @@ def _complaints(inst, o: Orders, ctx: Context, iid, order_id, cal: Calendar, chu
     sel, dlv = delivery_weeks(cal, idx, sec, rng)
     j, st = idx[sel], stage[sel]
     status = np.where(st == 2, c.outcome[j], np.where(st == 1, "responded", "open"))
-    has_order = c.order[j] >= 0
-    oid = np.where(has_order, np.asarray(order_id.take(np.maximum(c.order[j], 0)) if len(order_id) else
-                                         np.full(len(j), None), dtype=object), None)
+    oid = _optional_order_ids(order_id, c.order[j])
     texts = np.array(c.text, dtype=object)
     t = table(FEEDS["complaints"], {
         "complaint_id": ids(f"P{chunk:03d}", j, 7), "institution_id": iid[c.inst[j]], "order_id": oid,
-        "received_at": c.received_sec[j], "category": c.category[j], "text": texts[j] if n else texts,
+        "received_at": c.received_sec[j], "category": c.category[j], "text": texts[j],
         "parent_phone": c.phone[j].astype(str), "status": status,
         "responded_at": np.where(st >= 1, c.responded_sec[j], NONE),
         "resolved_at": np.where((st == 2) & (c.outcome[j] == "resolved"), c.closed_sec[j], NONE),
@@ -187,14 +185,19 @@ def _movements(mv: Movements, inst, o: Orders, order_id, cal: Calendar, chunk: i
     shown = np.flatnonzero(~mv.hidden)
     sel, dlv = delivery_weeks(cal, mv.seq[shown], mv.sec[shown], rng)
     j = shown[sel]
-    has_order = mv.order[j] >= 0
-    oid = np.where(has_order, np.asarray(order_id.take(np.maximum(mv.order[j], 0)), dtype=object)
-                   if len(order_id) else None, None)
+    oid = _optional_order_ids(order_id, mv.order[j])
     return table(FEEDS["account_movements"], {
         "movement_id": mid[j], "bank_code": bank[j], "account_id": account[j], "institution_id": iid[j],
         "booked_at": mv.sec[j], "kind": np.array(MOVEMENT_KINDS)[mv.kind[j]], "amount_fen": mv.amount[j],
         "order_id": oid, "balance_after_fen": mv.balance[j],
     }, dlv), breaks
+
+
+def _optional_order_ids(order_id: pa.Array, order: np.ndarray) -> np.ndarray:
+    """Order ids where `order` >= 0, null where it is -1."""
+    if not len(order_id):
+        return np.full(len(order), None, dtype=object)
+    return np.where(order >= 0, np.asarray(order_id.take(np.maximum(order, 0)), dtype=object), None)
 
 
 def _iso(sec: int) -> str:

@@ -103,14 +103,14 @@ def draw_institutions(scale: Scale, n: int, cal: Calendar, rng: np.random.Genera
         "reserve_required_fen": (np.clip(np.round(5 * (0.5 + size)), 5, 50) * 1_000_000).astype(np.int64),
         "size": size, "price_fen": (price_cny * 100).astype(np.int64), "reg_day": reg_day, "new": new,
     })
-    _assign_stories(df, cal, rng)
+    _assign_stories(df, cal, scale.abnormal_per_year, rng)
     return df
 
 
-def _assign_stories(df: pd.DataFrame, cal: Calendar, rng: np.random.Generator) -> None:
+def _assign_stories(df: pd.DataFrame, cal: Calendar, abnormal_per_year: float, rng: np.random.Generator) -> None:
     """Plant the stories; every kind at least once so a tiny run still has all of them."""
     n, years = len(df), cal.weeks / 52
-    n_abnormal = max(3, round(n * 0.01 * years * (1 if n > 500 else 3)))
+    n_abnormal = max(3, round(n * abnormal_per_year * years * (1 if n > 500 else 3)))
     counts = {
         "discount_abscond": max(1, round(0.35 * n_abnormal)), "slow_bleed": max(1, round(0.35 * n_abnormal)),
         "fund_diversion": max(1, round(0.3 * n_abnormal)), "licence_lapse": max(1, round(n * 0.004 * years)),
@@ -136,7 +136,7 @@ def _assign_stories(df: pd.DataFrame, cal: Calendar, rng: np.random.Generator) -
         ["abnormal", "normal", lapse_outcome], None,
     )
     reason = np.where(reason == "none", None, reason)
-    closes &= reason != None  # noqa: E711 (elementwise)
+    closes &= pd.notna(reason)
     df["story"] = story
     df["strength"] = np.where(story == "healthy", 0.0, np.round(strength, 3))
     df["story_start"] = np.where(np.isin(story, ("healthy", "noisy_healthy")), NONE, start)
