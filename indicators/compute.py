@@ -2,8 +2,8 @@
 
 The SQL lives beside this file in `sql/`: four numbered steps (`_sources`, `_calendar`, `_state`,
 `_weekly`) build temporary tables over a dense grid of institutions x ISO weeks, then one SELECT per
-indicator (`sql/<name>.sql`, returning the grid key `k` and the value) becomes a CTE of the same name,
-and the mart joins them all on `k`. Windows over the dense grid make "the 4 weeks ending at week end" a
+indicator (`sql/<name>.sql`, returning the grid key `k` and the value) becomes a temporary table of the
+same name, and the mart joins them all on `k`. Windows over the dense grid make "the 4 weeks ending at week end" a
 row frame, so the whole history is computed at once with no Python loop over institutions or weeks.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from data_contracts.feeds import ORDER_CAP_CLASS_HOURS, ORDER_CAP_MONTHS
-from indicators.registry import INDICATORS, SQL_DIR
+from indicators.registry import INDICATORS, NAMES, SQL_DIR
 
 MART = "marts.institution_week_indicators"
 STEPS = ("_sources", "_calendar", "_state", "_weekly")
@@ -39,14 +39,20 @@ def _create_macros(con: duckdb.DuckDBPyConnection, as_of_delivery: bool) -> None
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_order_cap_months() AS {int(ORDER_CAP_MONTHS)}")
 
 
+def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """One narrow temporary table (k, value) per indicator, named after it, in registry order (so
+    coverage_ratio can read prepaid_liability_fen); narrow tables keep memory low at national scale."""
+    for i in INDICATORS:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {i.name} AS {_sql(i.name)}")
+
+
 def mart_select() -> str:
     """The SELECT of the mart's rows: active grid rows of the selected weeks, one column per indicator."""
-    ctes = ",\n".join(f"{i.name} AS (\n{_sql(i.name)}\n)" for i in INDICATORS)
     identity = ", ".join(f"s.{c}" for c in IDENTITY_COLUMNS)
     values = ",\n    ".join(f"{i.name}.{i.name}::DOUBLE AS {i.name}" for i in INDICATORS)
     joins = "\n".join(f"LEFT JOIN {i.name} USING (k)" for i in INDICATORS)
     return (
-        f"WITH {ctes}\nSELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
+        f"SELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
         "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)"
     )
 
@@ -68,6 +74,7 @@ def compute_institution_week_indicators(
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks])
     try:
+        _create_indicator_tables(con)
         select = mart_select()
         if weeks is None:
             con.execute(f"CREATE OR REPLACE TABLE {MART} AS {select}")
@@ -79,5 +86,5 @@ def compute_institution_week_indicators(
             f"SELECT count(*) FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)"
         ).fetchone()[0]
     finally:
-        for table in TEMP_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for table in TEMP_TABLES + NAMES:
+            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
