@@ -46,7 +46,7 @@ def reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _sql(name: str) -> str:
+def read_sql(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
@@ -74,7 +74,7 @@ def province_overview(con: duckdb.DuckDBPyConnection, scope: Scope, week: str) -
     where, params = scope.sql()
     if not _exists(con, "marts", "warnings") or not _exists(con, "marts", "institution_week_indicators"):
         return pd.DataFrame()
-    return con.execute(_sql("province_overview.sql").format(scope=where), [week, *params, week, *params]).df()
+    return con.execute(read_sql("province_overview.sql").format(scope=where), [week, *params, week, *params]).df()
 
 
 def tier_trend(con: duckdb.DuckDBPyConnection, scope: Scope) -> pd.DataFrame:
@@ -173,7 +173,7 @@ def institution_detail(con: duckdb.DuckDBPyConnection, scope: Scope, institution
                          [institution_id]),
         "warnings": _frame(con, "marts.warnings", "select week, tier, score, rank, reasons_zh, change "
                            f"from marts.warnings where institution_id = ? and {where} order by week", key),
-        "activity": con.execute(_sql("institution_activity.sql"), [institution_id] * 3).df(),
+        "activity": con.execute(read_sql("institution_activity.sql"), [institution_id] * 3).df(),
     }
 
 
