@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import dash_ag_grid as dag
@@ -23,6 +23,7 @@ from flask import Flask, Response, abort, request, send_file
 from flask_login import current_user
 
 from dashboards import auth, cases, data
+from data_contracts.regions import PROVINCES
 from dashboards.issue import NotAllowed, indicator_labels, issue_notices
 from dashboards.scope import Scope
 
@@ -71,9 +72,9 @@ def _table(df: pd.DataFrame, table_id: str, headers: dict[str, str] | None = Non
     if df is None or df.empty:
         return html.P("暂无数据 / no data", id=table_id)
     headers = headers or {}
-    return html.Table(id=table_id, className="tw-table", children=[
+    return html.Table(id=table_id, style={"borderCollapse": "collapse", "margin": ".5em 0"}, children=[
         html.Thead(html.Tr([html.Th(headers.get(c, c)) for c in df.columns])),
-        html.Tbody([html.Tr([html.Td(v if isinstance(v, html.A | dcc.Link) else ("" if pd.isna(v) else str(v)))
+        html.Tbody([html.Tr([html.Td(style={"padding": ".2em .6em", "borderBottom": "1px solid #ddd"}, children=v if isinstance(v, html.A | dcc.Link) else ("" if pd.isna(v) else str(v)))
                              for v in row]) for row in df.itertuples(index=False)]),
     ])
 
@@ -96,13 +97,14 @@ class Pages:
                 return [html.H2("全国概览"), html.P("暂无预警 / no warnings yet")]
             overview = data.province_overview(con, scope, weeks[0])
             trend = data.tier_trend(con, scope)
-        tiers = go.Figure([go.Bar(name=t, x=overview["province_code"], y=overview[t], marker_color=c)
+        overview["province"] = overview["province_code"].map(lambda c: PROVINCES.get(c, (c,))[0])
+        tiers = go.Figure([go.Bar(name=t, x=overview["province"], y=overview[t], marker_color=c)
                            for t, c in TIER_COLOURS.items()])
         tiers.update_layout(barmode="stack", title=f"各省预警数 Warnings by province ({weeks[0]})")
         money = go.Figure([
-            go.Bar(name="预收费未消课余额 liability (元)", x=overview["province_code"],
+            go.Bar(name="预收费未消课余额 liability (元)", x=overview["province"],
                    y=overview["prepaid_liability_fen"].map(_yuan)),
-            go.Bar(name="监管账户余额 supervised (元)", x=overview["province_code"],
+            go.Bar(name="监管账户余额 supervised (元)", x=overview["province"],
                    y=overview["supervised_balance_fen"].map(_yuan))])
         money.update_layout(barmode="group", title="预收费余额与监管资金 Liability vs supervised balance")
         trend_fig = go.Figure([go.Scatter(name=t, x=g["week"], y=g["warnings"], mode="lines+markers",
@@ -145,21 +147,19 @@ class Pages:
         labels, _ = indicator_labels()
         filing = detail["filing"].iloc[0]
         indicators = detail["indicators"]
-        names = [c for c in indicators.columns if c not in {"institution_id", "week", "week_start", "week_end",
-                 "province_code", "county_code", "name", "category", "mode"}]
-        timeline = go.Figure([go.Scatter(name=labels.get(n, (n, ""))[0], x=indicators["week"], y=indicators[n],
-                                         mode="lines+markers", visible=True if i < 3 else "legendonly")
-                              for i, n in enumerate(names)])
-        timeline.update_layout(title="指标走势 Indicator timelines (点击图例切换 click legend)")
+        names = [c for c in indicators.columns if c not in IDENTITY_COLUMNS]
+        flagged = [f["indicator"] for r in detail["warnings"]["reasons"] for f in json.loads(r or "[]")]
+        timeline = _timeline(indicators, names, labels, next((n for n in reversed(flagged) if n in names), None))
         history = detail["scores"].merge(detail["warnings"], on="week", how="outer", suffixes=("", "_warning"))
-        history = history.reindex(columns=["week", "model_name", "score", "tier", "rank", "reasons_zh", "change"])
+        history["contributions"] = history["contributions"].map(lambda c: _top_contributions(c, labels))
+        history = history.reindex(columns=list(HISTORY_HEADERS))
         own = cases.list_cases(self.engine, scope.clause, institution_id)
         return [
             html.H2(f"{filing['name']}({institution_id})", id="institution-title"),
             html.P(f"省 {filing['province_code']} · 县 {filing['county_code']} · {filing['category']} · "
                    f"{filing['mode']}"),
             _graph(timeline, "institution-timeline"),
-            html.H3("风险分与预警原因 Score history and reasons"), _table(history, "score-history"),
+            html.H3("风险分与预警原因 Score history and reasons"), _table(history, "score-history", HISTORY_HEADERS),
             html.H3("订单/退费/投诉 Orders, refunds, complaints per week"),
             _table(detail["activity"], "activity", {"orders": "订单数", "refund_requests": "退费申请",
                                                     "complaints": "投诉", "paid_fen": "实收(分)",
@@ -192,6 +192,32 @@ class Pages:
                 html.H3("报送文件 Files loaded / rejected"), _table(dq["files"], "dq-files"),
                 html.H3("被拒文件 Rejected files"), _table(dq["rejected"], "dq-rejected"),
                 html.H3("隔离数据(按规则) Quarantine by rule"), _table(dq["quarantine"], "dq-quarantine")]
+
+
+IDENTITY_COLUMNS = {"institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
+                    "category", "mode"}
+HISTORY_HEADERS = {"week": "周 Week", "model_name": "模型 Model", "score": "风险分 Score",
+                   "contributions": "主要因素 Top factors", "tier": "等级 Tier", "rank": "排名 Rank",
+                   "reasons_zh": "预警原因 Reasons", "change": "变化 Change"}
+
+
+def _timeline(indicators: pd.DataFrame, names: list[str], labels: dict, first: str | None) -> go.Figure:
+    """One indicator at a time (their units differ), switched by a menu inside the figure."""
+    first = first or (names[0] if names else None)
+    fig = go.Figure([go.Scatter(name=labels.get(n, (n, ""))[0], x=indicators["week"], y=indicators[n],
+                                mode="lines+markers", visible=n == first) for n in names])
+    fig.update_layout(title="指标走势 Indicator timeline", showlegend=False, updatemenus=[dict(
+        x=1, xanchor="right", y=1.15, active=names.index(first) if first else 0, buttons=[
+            dict(label=f"{labels.get(n, (n, ''))[0]} ({labels.get(n, ('', n))[1]})", method="update",
+                 args=[{"visible": [m == n for m in names]}]) for n in names])])
+    return fig
+
+
+def _top_contributions(contributions: object, labels: dict, top: int = 3) -> str:
+    if not isinstance(contributions, str):
+        return ""
+    items = json.loads(contributions)[:top]
+    return "; ".join(f"{labels.get(i['indicator'], (i['indicator'], ''))[0]} {i['contribution']:+.2f}" for i in items)
 
 
 def _case_state(row, today: date) -> str:
@@ -289,6 +315,12 @@ def create_app(warehouse: Path, out: Path, cases_url: str | None = None, users_p
         except (ValueError, data.WarehouseBusy):
             rows, total = [], 0
         return {"rowData": _warning_rows(rows), "rowCount": total}
+
+    @app.callback(Output("csv-link", "href"), Input("warnings-grid", "filterModel"), State("grid-week", "data"),
+                  prevent_initial_call=True)
+    def csv_link(filter_model, week):
+        _user_scope()
+        return f"/download/warnings.csv?{urlencode({'week': week or '', 'filter': json.dumps(filter_model or {})})}"
 
     @app.callback(Output("issue-result", "children"), Input("issue-btn", "n_clicks"),
                   State("warnings-grid", "selectedRows"), prevent_initial_call=True)

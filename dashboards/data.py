@@ -171,7 +171,7 @@ def institution_detail(con: duckdb.DuckDBPyConnection, scope: Scope, institution
                          "select week, model_name, model_version, score, contributions "
                          "from marts.institution_week_scores where institution_id = ? order by week",
                          [institution_id]),
-        "warnings": _frame(con, "marts.warnings", "select week, tier, score, rank, reasons_zh, change "
+        "warnings": _frame(con, "marts.warnings", "select week, tier, score, rank, reasons_zh, reasons, change "
                            f"from marts.warnings where institution_id = ? and {where} order by week", key),
         "activity": con.execute(read_sql("institution_activity.sql"), [institution_id] * 3).df(),
     }
