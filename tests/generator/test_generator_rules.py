@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data_contracts.feeds import FEEDS, INFLOW_KINDS
+from data_contracts.feeds import FEEDS, INFLOW_KINDS, MOVEMENT_KINDS
 from data_contracts.identifiers import is_valid_uscc
 
 SIGNED = "CASE WHEN kind IN ({}) THEN amount_fen ELSE -amount_fen END".format(
@@ -98,6 +98,11 @@ def test_continuity_breaks_are_exactly_the_planted_ones(db, tiny):
     planted = db.execute(f"""SELECT movement_id, expected_balance_fen::BIGINT, delta_fen::BIGINT
         FROM read_csv('{tiny / 'truth' / 'continuity_breaks.csv'}', all_varchar=true) ORDER BY 1""").fetchall()
     assert planted and found == planted
+
+
+def test_every_movement_kind_is_booked(db):
+    kinds = {r[0] for r in db.execute("SELECT DISTINCT kind FROM account_movements WHERE _bad IS NULL").fetchall()}
+    assert kinds == set(MOVEMENT_KINDS)
 
 
 def test_balances_stay_positive_and_deposits_match_paid_orders(db):

@@ -52,15 +52,34 @@ def write_landing(tmp: Path, landing: Path, cal: Calendar, scale: Scale, platfor
     for feed in FEEDS.values():
         folder = landing / feed.name
         folder.mkdir(parents=True, exist_ok=True)
-        parts = pads.dataset(tmp / feed.name, format="parquet") if (tmp / feed.name).exists() else None
+        weekly = _weekly_reader(tmp / feed.name)
         previous: dict[str | None, pa.Table] = {}
         for week in range(cal.weeks):
-            rows = parts.to_table(filter=pc.field("_dlv") == week) if parts else None
-            for bank, part in _groups(feed, rows):
+            for bank, part in _groups(feed, weekly(week)):
                 part = _resend_tail(feed, previous.get(bank), _sorted(feed, part), rng)
                 previous[bank] = part
                 _deliver(feed, bank, week, part, folder, cal, scale, platform_days, rng, log)
     return log
+
+
+IN_MEMORY_ROWS = 3_000_000
+
+
+def _weekly_reader(folder: Path):
+    """week -> that delivery's rows: a small feed is read once, a large one week by week from the parts."""
+    if not folder.exists():
+        return lambda week: None
+    parts = pads.dataset(folder, format="parquet")
+    if parts.count_rows() > IN_MEMORY_ROWS:
+        return lambda week: parts.to_table(filter=pc.field("_dlv") == week)
+    rows = parts.to_table().sort_by("_dlv")
+    dlv = rows.column("_dlv").to_numpy()
+
+    def week_rows(week: int) -> pa.Table:
+        lo, hi = np.searchsorted(dlv, [week, week + 1])
+        return rows.slice(lo, hi - lo)
+
+    return week_rows
 
 
 def _groups(feed: Feed, rows: pa.Table | None):
