@@ -68,14 +68,22 @@ def _yuan(fen: float) -> float:
     return round(fen / 100, 2)
 
 
-def _table(df: pd.DataFrame, table_id: str, headers: dict[str, str] | None = None) -> html.Table:
+CELL_STYLE = {"padding": ".2em .6em", "borderBottom": "1px solid #ddd"}
+
+
+def _cell(value: object) -> html.Td:
+    if isinstance(value, html.A | dcc.Link):
+        return html.Td(value, style=CELL_STYLE)
+    return html.Td("" if pd.isna(value) else str(value), style=CELL_STYLE)
+
+
+def _table(df: pd.DataFrame, table_id: str, headers: dict[str, str] | None = None) -> html.Table | html.P:
     if df is None or df.empty:
         return html.P("暂无数据 / no data", id=table_id)
     headers = headers or {}
     return html.Table(id=table_id, style={"borderCollapse": "collapse", "margin": ".5em 0"}, children=[
-        html.Thead(html.Tr([html.Th(headers.get(c, c)) for c in df.columns])),
-        html.Tbody([html.Tr([html.Td(style={"padding": ".2em .6em", "borderBottom": "1px solid #ddd"}, children=v if isinstance(v, html.A | dcc.Link) else ("" if pd.isna(v) else str(v)))
-                             for v in row]) for row in df.itertuples(index=False)]),
+        html.Thead(html.Tr([html.Th(headers.get(c, c), style=CELL_STYLE) for c in df.columns])),
+        html.Tbody([html.Tr([_cell(v) for v in row]) for row in df.itertuples(index=False)]),
     ])
 
 

@@ -191,5 +191,19 @@ def test_other_province_sees_and_fetches_nothing_of_yuexiu(site, browser):
         assert forged_issue.status_code == 200 and "not allowed" in forged_issue.text
     assert len(cases.list_cases(engine)) == 2  # nothing was issued by the forged callbacks
 
+    def update(who: str, status: str) -> str:
+        reply = _callback(_session(base, who), base, ["case-result.children"],
+                          [{"id": "case-update", "property": "n_clicks", "value": 1}],
+                          [{"id": "case-id", "property": "value", "value": 1},
+                           {"id": "case-status", "property": "value", "value": status}])
+        assert reply.status_code == 200
+        return reply.json()["response"]["case-result"]["children"]
+
+    assert "not allowed" in update("dongcheng", "responded")
+    assert "not allowed" in update("haizhu", "responded")  # same province, other county
+    assert "refused" in update("yuexiu", "closed")  # issued cannot jump to closed
+    assert "(responded)" in update("yuexiu", "responded")
+    assert [a["actor"] for a in cases.audit_rows(engine, 1)] == ["yuexiu", "yuexiu", "yuexiu"]
+
     anonymous = requests.get(f"{base}/download/warnings.csv", timeout=10)
     assert anonymous.status_code == 401
