@@ -13,26 +13,30 @@ import math
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.pipeline import Pipeline
+from sklearn.linear_model import LogisticRegression
 
 from models.features import base_indicator, matrix
-from models.training import base_model, threads_for
+from models.training import base_model, kept_columns, threads_for
 
 TOP_REASONS = 5
 
 
 def feature_contributions(calibrated: CalibratedClassifierCV, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """Array (rows × features) of additive contributions to the model's log-odds."""
-    model = base_model(calibrated)
-    x = matrix(frame, features)
-    if isinstance(model, Pipeline):
-        transformed = model[:-1].transform(x)
-        return transformed * model[-1].coef_[0]
-    import shap
+    """Array (rows × features) of additive contributions to the model's log-odds (0 for unread features)."""
+    pipeline = base_model(calibrated)
+    model = pipeline["model"]
+    x = pipeline["select"].transform(matrix(frame, features))
+    if isinstance(model, LogisticRegression):
+        read = pipeline[1:-1].transform(x) * model.coef_[0]
+    else:
+        import shap
 
-    with threads_for(len(frame)):
-        values = shap.TreeExplainer(model).shap_values(x)
-    return np.asarray(values[1] if isinstance(values, list) else values).reshape(len(frame), len(features))
+        with threads_for(len(frame)):
+            values = shap.TreeExplainer(model).shap_values(x)
+        read = np.asarray(values[1] if isinstance(values, list) else values).reshape(x.shape)
+    out = np.zeros((len(frame), len(features)))
+    out[:, kept_columns(pipeline)] = read
+    return out
 
 
 def _number(v: float) -> float | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
@@ -39,26 +40,36 @@ class TooFewPositives(ValueError):
     """The weeks given hold too few abnormal closures to fit and calibrate a model."""
 
 
-def make_estimator(name: str, seed: int = SEED):
-    """An unfitted candidate. Money columns span orders of magnitude, so the regression sees arcsinh values."""
+def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
+    """An unfitted candidate reading the feature columns `keep` (those with any value in its training rows).
+
+    Money columns span orders of magnitude, so the regression sees arcsinh values.
+    """
+    select = ("select", ColumnTransformer([("keep", "passthrough", keep)], remainder="drop"))
     if name == LOGISTIC:
         return Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            select,
+            ("impute", SimpleImputer(strategy="median")),
             ("compress", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
             ("scale", StandardScaler()),
             ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=seed)),
         ])
     if name == BOOSTING:
-        return HistGradientBoostingClassifier(
+        return Pipeline([select, ("model", HistGradientBoostingClassifier(
             learning_rate=0.05, max_iter=150, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
             early_stopping=False, random_state=seed,
-        )
+        ))])
     raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
 
 
-def base_model(calibrated: CalibratedClassifierCV):
-    """The fitted model inside a calibrated one (what explanations read)."""
+def base_model(calibrated: CalibratedClassifierCV) -> Pipeline:
+    """The fitted pipeline inside a calibrated one (what explanations read)."""
     return calibrated.estimator.estimator
+
+
+def kept_columns(pipeline: Pipeline) -> list[int]:
+    """Indices of the features the pipeline reads."""
+    return list(pipeline["select"].transformers_[0][2])
 
 
 @dataclass(frozen=True)
@@ -103,8 +114,10 @@ def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: in
     split = split_weeks(rows)
     fit_rows = sample_negatives(rows[rows["week"].isin(split.fit_weeks)], seed)
     cal_rows = rows[rows["week"].isin(split.calibration_weeks)]
+    x = matrix(fit_rows, features)
+    keep = [j for j in range(len(features)) if np.isfinite(x[:, j]).any()]
     with threads_for(len(fit_rows)):
-        model = make_estimator(name, seed).fit(matrix(fit_rows, features), fit_rows["label"].to_numpy())
+        model = make_estimator(name, keep, seed).fit(x, fit_rows["label"].to_numpy())
         calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")
         calibrated.fit(matrix(cal_rows, features), cal_rows["label"].to_numpy())
     return calibrated, split

@@ -41,15 +41,17 @@ def filing(inst: str, record_date: date, event: str, province: str, reason: str 
             "subject": "math", "mode": "offline", "closure_reason": reason, "_delivery_date": delivered}
 
 
-def write_warehouse(path: Path, mart: pd.DataFrame, filings: pd.DataFrame) -> Path:
-    """A real DuckDB file with the staging tables, `filings` in staging.institutions and `mart` as the mart."""
+def write_warehouse(path: Path, mart: pd.DataFrame, filings: pd.DataFrame, indicators=INDICATORS) -> Path:
+    """A real DuckDB file with the staging tables, `filings` in staging.institutions and `mart` as the mart.
+
+    Indicator columns of `indicators` missing from `mart` are NULL (a NULL never breaks a rule)."""
     con = connect(path)
     create_staging_tables(con)
     cols = ", ".join(filings.columns)
     con.register("filings_df", filings)
     con.execute(f"insert into staging.institutions ({cols}) select {cols} from filings_df")
     con.register("mart_df", mart)
-    typed = ", ".join(f'"{c}"::DOUBLE as "{c}"' for c in INDICATORS)
+    typed = ", ".join(f'"{c}"::DOUBLE as "{c}"' if c in mart else f'NULL::DOUBLE as "{c}"' for c in indicators)
     con.execute(f"""create or replace table marts.institution_week_indicators as
         select institution_id, week, week_start::date as week_start, week_end::date as week_end, province_code,
                county_code, name, category, mode, {typed} from mart_df""")

@@ -3,7 +3,9 @@
 from datetime import timedelta
 
 import pandas as pd
-from model_fixtures import FIRST_MONDAY, iso_week
+from model_fixtures import FIRST_MONDAY, iso_week, write_warehouse
+
+from indicators.registry import NAMES
 
 from models.backtest import choose_champion, main, make_folds
 
@@ -44,15 +46,17 @@ def test_champion_is_chosen_by_precision_then_recall_then_ap():
     assert choose_champion(overall) == "logistic_regression"
 
 
-def test_main_writes_the_report_and_compares_with_truth(synthetic_warehouse, synthetic_frames, tmp_path, capsys):
-    _, filings = synthetic_frames
+def test_main_writes_the_report_and_compares_with_truth(synthetic_frames, tmp_path, capsys):
+    """On a mart with every registry column (those not planted are NULL), so the rule score is a baseline too."""
+    mart, filings = synthetic_frames
+    warehouse = write_warehouse(tmp_path / "w.duckdb", mart, filings, NAMES)
     truth = tmp_path / "truth"
     truth.mkdir()
     closed = filings[filings["closure_reason"] == "abnormal"]
     pd.DataFrame({"institution_id": closed["institution_id"], "province_code": closed["province_code"],
                   "story": "discount_abscond", "story_start": "", "closure_date": closed["record_date"],
                   "closure_reason": "abnormal", "strength": 1.0}).to_csv(truth / "institutions.csv", index=False)
-    assert main(synthetic_warehouse, truth, tmp_path / "out") == 0
+    assert main(warehouse, truth, tmp_path / "out") == 0
     printed = capsys.readouterr().out
     assert "truth: 24 planted abnormal closures; filings: 24 abnormal closures; in both: 24" in printed
     report = (tmp_path / "out" / "backtest" / "backtest_report.html").read_text(encoding="utf-8")

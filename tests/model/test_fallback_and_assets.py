@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from model_fixtures import FIRST_MONDAY, filing, mart_row, synthetic, write_warehouse
 
+from indicators.registry import NAMES
 from models import drift, registry
 from models.scoring import score_institution_weeks, train_risk_model
 from pipelines.defs.model.assets import institution_week_scores, model_backtest, risk_model, score_drift
@@ -20,7 +21,9 @@ RISKY, CALM = "91440000MA0000001X", "91440000MA0000002X"
 
 
 def small_warehouse(tmp_path):
-    """4 weeks, 2 institutions in province 44 (registry default thresholds), one abnormal closure."""
+    """4 weeks, 2 institutions in province 44 (registry default thresholds), one abnormal closure.
+
+    Every registry indicator is a column (the rule book needs them); those not set here are NULL."""
     rows = []
     for w in range(4):
         monday = FIRST_MONDAY + timedelta(weeks=w)
@@ -30,7 +33,7 @@ def small_warehouse(tmp_path):
                                                   "sales_spike_ratio": 1.0, "discount_depth": 0.1}))
     filings = [filing(i, date(2025, 12, 1), "registered", "44", None, date(2025, 12, 1)) for i in (RISKY, CALM)]
     filings.append(filing(RISKY, date(2026, 2, 20), "closed", "44", "abnormal", date(2026, 2, 23)))
-    return write_warehouse(tmp_path / "small.duckdb", pd.DataFrame(rows), pd.DataFrame(filings))
+    return write_warehouse(tmp_path / "small.duckdb", pd.DataFrame(rows), pd.DataFrame(filings), NAMES)
 
 
 def test_too_few_closures_falls_back_to_the_rule_score(tmp_path):
