@@ -60,6 +60,7 @@ class ExpectColumnPairValuesAToStartWithB(ColumnPairMapExpectation):
 
     map_metric = "column_pair_values.tutorwatch_a_starts_with_b"
     ignore_row_if: str = "either_value_is_missing"
+    success_keys = ("mostly", "ignore_row_if")
 
 
 def _regex(pattern: str) -> str:
@@ -127,8 +128,9 @@ def validate_batch(feed: str, frame: pd.DataFrame) -> dict[str, set[tuple[str, i
     flagged: dict[str, set[tuple[str, int]]] = {}
     for r in result.results:
         rule = r.expectation_config.meta["rule"]
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"GX could not evaluate {rule}: {r.exception_info.get('exception_message')}")
+        infos = [r.exception_info, *(v for v in (r.exception_info or {}).values() if isinstance(v, dict))]
+        if failed := [i for i in infos if i.get("raised_exception")]:
+            raise RuntimeError(f"GX could not evaluate {rule}: {failed[0].get('exception_message')}")
         rows = r.result.get("unexpected_index_list") or []
         flagged[rule] = {(x["_file"], int(x["_row"])) for x in rows}
     return flagged
