@@ -18,7 +18,8 @@ def test_institution_ids_valid_except_planted_bad_uscc(db):
 
 
 def test_county_codes_begin_with_province_and_sit_inside_the_uscc(db):
-    rows = db.execute("SELECT institution_id, province_code, county_code FROM institutions WHERE _bad IS NULL").fetchall()
+    rows = db.execute("""SELECT institution_id, province_code, county_code FROM institutions
+        WHERE _bad IS NULL""").fetchall()
     assert {p for _, p, _ in rows} >= {"11", "44", "66"}
     for iid, province, county in rows:
         assert len(county) == 6 and county.startswith(province) and iid[2:8] == county
@@ -32,14 +33,16 @@ def test_every_filed_institution_has_one_registration_and_online_ones_no_site(db
         WHERE mode = 'online' AND _bad IS NULL""").fetchone()
     assert online[0] > 0 and online[1:] == (0, 0)
     assert db.execute("""SELECT count(*) FROM institutions WHERE _bad IS NULL AND
-        (staff_verified > staff_count OR staff_verified < 0 OR (closure_reason IS NULL) <> (event NOT IN ('closed', 'revoked')))
+        (staff_verified > staff_count OR staff_verified < 0
+         OR (closure_reason IS NULL) <> (event NOT IN ('closed', 'revoked')))
         """).fetchone()[0] == 0
 
 
 def test_orders_prices_and_packages_are_plausible(db):
     total, over, ok_price = db.execute("""SELECT count(*),
         count(*) FILTER (class_hours > 60 OR course_end > course_start + INTERVAL 3 MONTH),
-        count(*) FILTER (list_price_fen / class_hours BETWEEN 4000 AND 28000 AND paid_fen <= list_price_fen AND paid_fen > 0)
+        count(*) FILTER (list_price_fen / class_hours BETWEEN 4000 AND 28000
+                         AND paid_fen <= list_price_fen AND paid_fen > 0)
         FROM orders WHERE _bad IS NULL""").fetchone()
     assert ok_price == total
     assert 0.01 < over / total < 0.15
@@ -61,7 +64,8 @@ def test_consumed_hours_never_exceed_the_order_except_planted(db):
 
 
 def test_releases_follow_consumption_except_in_fund_diversion(db, tiny):
-    db.execute(f"CREATE OR REPLACE TABLE stories AS SELECT * FROM read_csv('{tiny / 'truth' / 'institutions.csv'}', all_varchar=true)")
+    truth = tiny / "truth" / "institutions.csv"
+    db.execute(f"CREATE OR REPLACE TABLE stories AS SELECT * FROM read_csv('{truth}', all_varchar=true)")
     excess = dict(db.execute("""
         WITH orders AS (SELECT DISTINCT order_id, paid_fen, class_hours AS order_hours FROM orders WHERE _bad IS NULL),
         consumed AS (
@@ -113,7 +117,8 @@ def test_balances_stay_positive_and_deposits_match_paid_orders(db):
         WITH d AS (SELECT DISTINCT bank_code, movement_id, order_id, amount_fen FROM account_movements
                    WHERE kind = 'deposit' AND _bad IS NULL),
         o AS (SELECT DISTINCT order_id, paid_fen, paid_at FROM orders WHERE _bad IS NULL)
-        SELECT count(*) FILTER (o.paid_fen IS NULL OR o.paid_fen <> d.amount_fen), count(*) FROM d LEFT JOIN o USING (order_id)
+        SELECT count(*) FILTER (o.paid_fen IS NULL OR o.paid_fen <> d.amount_fen), count(*)
+        FROM d LEFT JOIN o USING (order_id)
         """).fetchone()
     assert mismatch[1] > 0 and mismatch[0] == 0
 
@@ -159,7 +164,8 @@ def test_planted_bad_rows_break_their_rule(db):
     assert q("SELECT bool_and(paid_at::DATE > _delivery) FROM orders WHERE _bad = 'future_timestamp'").fetchone()[0]
     assert q("SELECT bool_and(record_date > _delivery) FROM institutions WHERE _bad = 'future_timestamp'").fetchone()[0]
     assert q("SELECT bool_and(channel = 'paypal') FROM orders WHERE _bad = 'unknown_enum'").fetchone()[0]
-    assert q("SELECT bool_and(stars NOT BETWEEN 1 AND 5) FROM evaluations WHERE _bad = 'stars_out_of_range'").fetchone()[0]
+    assert q("""SELECT bool_and(stars NOT BETWEEN 1 AND 5) FROM evaluations
+        WHERE _bad = 'stars_out_of_range'""").fetchone()[0]
     assert q("""SELECT bool_and(order_id NOT IN (SELECT order_id FROM orders)) FROM refunds
         WHERE _bad = 'refund_unknown_order'""").fetchone()[0]
     for feed, key in (("complaints", "complaint_id"), ("evaluations", "evaluation_id")):

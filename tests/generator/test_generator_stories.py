@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -27,16 +28,10 @@ def test_every_story_kind_is_present_with_dates(tiny):
         assert bool(r["closure_date"]) == (closes or bool(r["closure_reason"]))
         if r["story"] in ("discount_abscond", "slow_bleed", "fund_diversion"):
             assert r["closure_reason"] == "abnormal"
-            weeks = (_date(r["closure_date"]) - _date(r["story_start"])).days / 7
+            weeks = (date.fromisoformat(r["closure_date"]) - date.fromisoformat(r["story_start"])).days / 7
             assert 4 <= weeks <= 17.5
         if r["story"] == "normal_closure":
             assert r["closure_reason"] == "normal"
-
-
-def _date(s: str):
-    from datetime import date
-
-    return date.fromisoformat(s)
 
 
 def test_closures_are_filed_and_the_feeds_go_silent_while_complaints_spike(db, tiny):
@@ -75,19 +70,22 @@ def test_summer_is_busier_than_spring_and_golden_week_is_quiet(db):
 def test_discount_abscond_sells_cheap_and_big_before_it_closes(db, tiny):
     db.execute(f"CREATE OR REPLACE TABLE stories AS SELECT * FROM read_csv('{tiny / 'truth' / 'institutions.csv'}')")
     share, over = db.execute("""
-        SELECT avg(1 - paid_fen / list_price_fen), avg((class_hours > 60 OR course_end > course_start + INTERVAL 3 MONTH)::INT)
+        SELECT avg(1 - paid_fen / list_price_fen),
+               avg((class_hours > 60 OR course_end > course_start + INTERVAL 3 MONTH)::INT)
         FROM (SELECT DISTINCT order_id, institution_id, paid_fen, list_price_fen, class_hours, course_start,
               course_end, paid_at FROM orders WHERE _bad IS NULL) o JOIN stories s USING (institution_id)
         WHERE s.story = 'discount_abscond' AND o.paid_at >= s.story_start""").fetchone()
     base_share, base_over = db.execute("""
-        SELECT avg(1 - paid_fen / list_price_fen), avg((class_hours > 60 OR course_end > course_start + INTERVAL 3 MONTH)::INT)
+        SELECT avg(1 - paid_fen / list_price_fen),
+               avg((class_hours > 60 OR course_end > course_start + INTERVAL 3 MONTH)::INT)
         FROM orders o JOIN stories s USING (institution_id) WHERE s.story = 'healthy' AND o._bad IS NULL""").fetchone()
     assert share > base_share + 0.08 and over > 2 * base_over
 
 
 def test_personal_numbers_are_all_listed_in_truth(db, tiny):
     planted = set((tiny / "truth" / "pii_planted.txt").read_text(encoding="utf-8").split())
-    phones = {r[0] for r in db.execute("SELECT DISTINCT parent_phone FROM orders UNION SELECT parent_phone FROM complaints").fetchall()}
+    phones = {r[0] for r in db.execute(
+        "SELECT DISTINCT parent_phone FROM orders UNION SELECT parent_phone FROM complaints").fetchall()}
     assert phones and phones <= planted
     assert all(re.fullmatch(r"1[3-9]\d{9}", p) for p in phones)
     texts = [r[0] for r in db.execute("SELECT DISTINCT text FROM complaints").fetchall()]
@@ -121,7 +119,8 @@ def test_national_scale_streams_chunks_and_delivers_bank_parquet(tmp_path, reade
     ids = [i for p in bank for i in reader.read_file(p).column("movement_id").to_pylist()]
     chunks = {i[1:4] for i in ids}
     assert chunks == {"001", "002", "003"}
-    orders = [i for p in reader.data_files(tmp_path / "landing", "orders") for i in reader.read_file(p).column("order_id").to_pylist()]
+    orders = [i for p in reader.data_files(tmp_path / "landing", "orders")
+              for i in reader.read_file(p).column("order_id").to_pylist()]
     assert {i[1:4] for i in orders} == {"001", "002", "003"}
 
 

@@ -97,7 +97,8 @@ def draw_orders(inst: pd.DataFrame, ctx: Context, cal: Calendar, teach: np.ndarr
     s = st.strength
     disc_phase = st.is_("discount_abscond")
     discount = np.where(rng.random(k) < 0.3, rng.uniform(0.03, 0.15, k), 0.0)
-    discount += np.where(disc_phase, s * rng.uniform(0.25, 0.55, k), 0) + np.where(st.promo, rng.uniform(0.15, 0.35, k), 0)
+    discount += np.where(disc_phase, s * rng.uniform(0.25, 0.55, k), 0)
+    discount += np.where(st.promo, rng.uniform(0.15, 0.35, k), 0)
     discount = np.minimum(discount, 0.75)
     p_over = 0.03 + np.where(disc_phase, 0.35 * s, 0) + np.where(st.is_("fund_diversion"), 0.15 * s, 0) + 0.1 * st.promo
     over = rng.random(k) < p_over

@@ -130,7 +130,8 @@ def _adjustments(book: _Book, ctx: Context, cal: Calendar, rng: np.random.Genera
     ep = c["ep_bank_adjustment"]
     day = np.where(ep != NONE, ep, lo + (rng.random(n) * (hi - lo)).astype(np.int64))
     pick = np.flatnonzero(glitch | (ep != NONE))
-    amount = rng.integers(50, 3000, len(pick)) * 100 + np.where(ep[pick] != NONE, c["reserve_required_fen"][pick] // 10, 0)
+    amount = rng.integers(50, 3000, len(pick)) * 100
+    amount += np.where(ep[pick] != NONE, c["reserve_required_fen"][pick] // 10, 0)
     out = day[pick] * DAY + rng.integers(9 * 3600, 17 * 3600, len(pick))
     back = out + rng.integers(1, 6, len(pick)) * DAY
     book.add(pick, out, out, "adjustment_out", amount)
@@ -139,7 +140,8 @@ def _adjustments(book: _Book, ctx: Context, cal: Calendar, rng: np.random.Genera
     times = 1 + np.round(2 * c["strength"][div]).astype(int)
     acct = np.repeat(div, times)
     lo, hi = c["story_start"][acct], np.maximum(c["close_day"][acct] - 3, c["story_start"][acct] + 1)
-    sec = (lo + (rng.random(len(acct)) * (hi - lo)).astype(np.int64)) * DAY + rng.integers(9 * 3600, 17 * 3600, len(acct))
+    day = lo + (rng.random(len(acct)) * (hi - lo)).astype(np.int64)
+    sec = day * DAY + rng.integers(9 * 3600, 17 * 3600, len(acct))
     amount = (c["reserve_required_fen"][acct] * rng.uniform(0.2, 0.6, len(acct)) * c["strength"][acct]).astype(np.int64)
     book.add(acct, sec, sec, "adjustment_out", amount // 100 * 100)
 

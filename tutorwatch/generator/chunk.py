@@ -123,7 +123,8 @@ def _refunds(o: Orders, ref, iid, order_id, cal: Calendar, chunk: int, rng) -> p
     idx, sec, stage = idx[live], sec[live], stage[live]
     sel, dlv = delivery_weeks(cal, idx, sec, rng)
     j, st = idx[sel], stage[sel]
-    status = np.where(st == 2, "paid", np.where(st == 1, np.where(ref.approved[j], "approved", "rejected"), "requested"))
+    decision = np.where(ref.approved[j], "approved", "rejected")
+    status = np.where(st == 2, "paid", np.where(st == 1, decision, "requested"))
     return table(FEEDS["refunds"], {
         "refund_id": ids(f"R{chunk:03d}", j, 8), "order_id": order_id.take(ref.order[j]),
         "institution_id": iid[o.inst[ref.order[j]]], "requested_at": ref.requested_sec[j],

@@ -151,9 +151,10 @@ def _assign_stories(df: pd.DataFrame, cal: Calendar, abnormal_per_year: float, r
     for ep in EPISODES:
         df[f"ep_{ep}"] = NONE
     noisy = np.flatnonzero(story == "noisy_healthy")
+    last = max(cal.end_day - 28, first + 1)
     for i in noisy:
         for ep in rng.choice(EPISODES, 1 + int(rng.random() < 0.35), replace=False):
-            df.iat[i, df.columns.get_loc(f"ep_{ep}")] = int(rng.integers(first, max(cal.end_day - 28, cal.first_day + 1)))
+            df.iat[i, df.columns.get_loc(f"ep_{ep}")] = int(rng.integers(first, last))
 
 
 GOVERNANCE_RATES = {"updated": 0.6, "renamed": 0.04, "legal_rep_changed": 0.08, "relocated": 0.05, "suspended": 0.003}

@@ -142,7 +142,8 @@ def _deliver(feed: Feed, bank: str | None, week: int, t: pa.Table, folder: Path,
             (folder / f"{n}{MANIFEST_SUFFIX}").write_text(json.dumps(_manifest(feed, t, data)), encoding="utf-8")
         log.deliveries.append({
             "file": n, "feed": feed.name, "bank_code": bank or "", "delivery_date": iso_date(day).isoformat(),
-            "format": "parquet" if parquet else "csv", "encoding": "gb18030" if gb18030 else ("" if parquet else "utf-8"),
+            "format": "parquet" if parquet else "csv",
+            "encoding": "gb18030" if gb18030 else ("" if parquet else "utf-8"),
             "bom": bom, "rows": len(t), "manifest": with_manifest, "duplicate_of": "" if n == name else name,
         })
     bad = t.column("_bad").to_pylist()
