@@ -12,7 +12,7 @@ from pipelines.ingest import ingest_landing
 from pipelines.ingest.contract_check import check_contract
 from pipelines.ingest.loading import batch_relation_sql, batch_table, prepare
 from pipelines.warehouse import connect
-from tests.ingest.conftest import GOOD, INST, INST2, PII_KEY, row, uscc, write_feed
+from ingest_helpers import GOOD, INST, INST2, PII_KEY, row, uscc, write_feed
 
 # Hand-picked text that breaks each type (the float keeps its decimal point: never rounded).
 BAD_TEXT = {"BIGINT": "12.5", "INTEGER": "1.5", "DATE": "2026/03/01", "TIMESTAMPTZ": "2026-03-02T19:30:00",
