@@ -130,7 +130,7 @@ def test_refunds_are_corrected_in_later_deliveries_and_paid_by_the_bank(db):
     unpaid = db.execute("""
         WITH span AS (SELECT min(booked_at) AS lo, max(booked_at) - INTERVAL 1 DAY AS hi FROM account_movements),
         paid AS (SELECT DISTINCT refund_id, order_id, requested_fen FROM refunds, span
-                 WHERE status = 'paid' AND paid_at BETWEEN lo AND hi),
+                 WHERE status = 'paid' AND _bad IS NULL AND paid_at BETWEEN lo AND hi),
         bank AS (SELECT order_id, sum(amount_fen) AS amount FROM
                  (SELECT DISTINCT bank_code, movement_id, order_id, amount_fen FROM account_movements
                   WHERE kind = 'refund' AND _bad IS NULL) GROUP BY 1)
@@ -171,3 +171,12 @@ def test_planted_bad_rows_break_their_rule(db):
     for feed, key in (("complaints", "complaint_id"), ("evaluations", "evaluation_id")):
         assert q(f"""SELECT bool_and((SELECT count(*) FROM {feed} o WHERE o.{key} = b.{key} AND o._file = b._file) = 2)
             FROM {feed} b WHERE _bad = 'duplicate_key'""").fetchone()[0]
+
+
+def test_classes_come_after_payment_and_within_the_course(db):
+    early = db.execute("""
+        WITH o AS (SELECT DISTINCT order_id, paid_at, course_start, course_end FROM orders WHERE _bad IS NULL)
+        SELECT count(*) FILTER (c.consumed_at <= o.paid_at OR c.consumed_at::DATE < o.course_start
+                                OR c.consumed_at::DATE > o.course_end), count(*)
+        FROM consumptions c JOIN o USING (order_id) WHERE c._bad IS NULL""").fetchone()
+    assert early[1] > 0 and early[0] == 0

@@ -109,7 +109,7 @@ def draw_orders(inst: pd.DataFrame, ctx: Context, cal: Calendar, teach: np.ndarr
     hours = np.where(over & ~long_span, rng.choice(OVER_CAP_HOURS, k), hours)
     hours = np.where(long_span, rng.choice([36, 40, 48], k), hours)
     hpw = np.where(long_span, rng.integers(1, 3, k), np.maximum(hpw, -(-hours // 12)))
-    course_start = day + rng.integers(0, 11, k)
+    course_start = day + rng.integers(1, 11, k)  # classes begin after the payment
     monday = course_start - (course_start - cal.sim_first_day) % 7
     first_week = np.searchsorted(teach, monday)
     sessions = -(-hours // hpw)
