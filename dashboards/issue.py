@@ -9,6 +9,7 @@ import duckdb
 import sqlalchemy as sa
 
 from dashboards import cases, data, notices
+from dashboards.data import TIERS
 from dashboards.scope import Scope
 
 
@@ -20,6 +21,17 @@ def indicator_labels() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str,
         return {}, {}
     return ({i.name: (i.name_zh, i.unit) for i in INDICATORS},
             {i.name: tuple(i.legal_basis) for i in INDICATORS})
+
+
+def findings(reasons: list[dict]) -> list[dict]:
+    """The breached thresholds of a warning, most severe per indicator; model contributions (no threshold)
+    explain the score but are not findings an institution can be told to rectify."""
+    severity = {tier: i for i, tier in enumerate(TIERS)}
+    kept: dict[str, dict] = {}
+    for reason in sorted((r for r in reasons if r.get("threshold") is not None),
+                         key=lambda r: severity.get(r.get("tier"), len(TIERS))):
+        kept.setdefault(reason["indicator"], reason)
+    return list(kept.values())
 
 
 class NotAllowed(PermissionError):
@@ -40,16 +52,17 @@ def issue_notices(con: duckdb.DuckDBPyConnection, engine: sa.Engine, scope: Scop
     if len(rows) != len(set(keys)):
         raise NotAllowed("some selected rows are not warnings in your county")
     labels, basis = indicator_labels()
+    labels.setdefault("score", ("风险模型评分", "probability"))
     issued = []
     for row in rows:
         new = cases.NewCase(row["institution_id"], row["name"], row["province_code"], row["county_code"],
-                            row["week"], row["tier"], row["reasons"])
+                            row["week"], row["tier"], findings(row["reasons"]))
         case = cases.open_case(engine, new, actor, today,
                                lambda seq, year, r=row: notices.notice_number(r["province_code"],
                                                                               r["county_code"], year, seq),
                                deadline_days)
-        legal = sorted({b for f in row["reasons"] for b in basis.get(f["indicator"], ())})
-        page = notices.render_html(case, row["reasons"], labels, legal)
+        legal = sorted({b for f in new.findings for b in basis.get(f["indicator"], ())})
+        page = notices.render_html(case, new.findings, labels, legal)
         html_path, pdf_path, sha = notices.write_notice(case, page, Path(out) / "notices")
         issued.append(cases.attach_notice(engine, case["case_id"], actor, str(html_path), str(pdf_path), sha))
     return issued

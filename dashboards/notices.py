@@ -43,18 +43,32 @@ def notice_number(province_code: str, county_code: str, year: int, seq: int) -> 
     return f"〔{year}〕{PROVINCE_SHORT.get(province_code, province_code)}{county_code}教监整字第{seq:04d}号"
 
 
-def _value(value: object) -> str:
-    return "—" if value is None else (f"{value:,.2f}" if isinstance(value, float) else str(value))
+TIER_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色"}
+# Money indicators are stored in fen; the notice states yuan, as officials and institutions read it.
+UNIT_ZH = {"fen": "元", "ratio": "倍", "share": "比例", "count": "个", "weeks": "周", "days": "天",
+           "stars": "星", "probability": "概率"}
+
+
+def _value(value: object, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "fen":
+        value = value / 100
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
+def _finding_row(finding: dict, labels: dict[str, tuple[str, str]]) -> str:
+    name, unit = labels.get(finding["indicator"], (finding["indicator"], ""))
+    cells = (name, _value(finding.get("value"), unit), _value(finding.get("threshold"), unit),
+             UNIT_ZH.get(unit, unit), TIER_ZH.get(finding.get("tier"), finding.get("tier") or ""))
+    return "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
 
 
 def render_html(case: dict, findings: list[dict], labels: dict[str, tuple[str, str]],
                 legal_basis: list[str]) -> str:
     """The notice page; `labels` maps an indicator to (Chinese name, unit), from the indicator registry."""
     e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(labels.get(f['indicator'], (f['indicator'], ''))[0])}</td><td>{e(_value(f.get('value')))}</td>"
-        f"<td>{e(_value(f.get('threshold')))}</td><td>{e(labels.get(f['indicator'], ('', ''))[1])}</td>"
-        f"<td>{e(str(f.get('tier', '')))}</td></tr>" for f in findings)
+    rows = "".join(_finding_row(f, labels) for f in findings)
     actions = "".join(f"<li>{e(a)}</li>" for a in REQUIRED_ACTIONS)
     basis = "".join(f"<li>{e(b)}</li>" for b in legal_basis)
     issued: date = case["issued_on"]
@@ -64,7 +78,7 @@ def render_html(case: dict, findings: list[dict], labels: dict[str, tuple[str, s
 <h1>校外培训机构整改通知书</h1>
 <p class="no">{e(case['notice_no'])}</p>
 <p>{e(case['institution_name'])}(统一社会信用代码:{e(case['institution_id'])}):</p>
-<p>经校外培训预收费资金监管平台监测({e(case['week'])}),你机构存在以下风险情形({e(case['tier'])}级预警):</p>
+<p>经校外培训预收费资金监管平台监测({e(case['week'])}),你机构存在以下风险情形({e(TIER_ZH.get(case['tier'], case['tier']))}预警):</p>
 <table><tr><th>指标</th><th>监测值</th><th>阈值</th><th>单位</th><th>等级</th></tr>{rows}</table>
 <p>依据:</p><ul>{basis}</ul>
 <p>现责令你机构于 <strong>{deadline:%Y年%m月%d日}</strong> 前完成以下整改:</p><ol>{actions}</ol>

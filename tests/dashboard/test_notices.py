@@ -29,7 +29,7 @@ def test_county_official_issues_two_numbered_notices(warehouse, tmp_path):
     assert first["notice_sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     page = (tmp_path / "out" / "notices" / "case-000001.html").read_text(encoding="utf-8")
     assert "越秀启明教育" in page and "监管资金覆盖率" in page and "0.35" in page and "0.50" in page
-    assert "2026年03月30日" in page and "教监管厅函〔2021〕6号" in page
+    assert "2026年03月30日" in page and "教监管厅函〔2021〕6号" in page and "红色预警" in page
     reader = PdfReader(pdf)
     text = reader.pages[0].extract_text()
     assert "整改通知书" in text and "越秀启明教育" in text
@@ -50,3 +50,19 @@ def test_issuing_refused_outside_role_or_scope(warehouse, tmp_path, who, keys):
         _issue(warehouse, tmp_path, who, keys)
     engine = cases.engine_for(f"sqlite:///{tmp_path / 'cases.sqlite'}")
     assert cases.list_cases(engine) == [] and cases.audit_rows(engine) == []
+
+
+def test_findings_keep_breached_thresholds_most_severe_first():
+    from dashboards.issue import findings
+    reasons = [
+        {"indicator": "orders_feed_silence_weeks", "rule": "orders_feed_silent", "value": 38.0, "threshold": 4.0,
+         "tier": "orange"},
+        {"indicator": "orders_feed_silence_weeks", "rule": "threshold_red", "value": 38.0, "threshold": 8.0,
+         "tier": "red"},
+        {"indicator": "staff_unverified_share", "rule": "threshold_orange", "value": 0.375, "threshold": 0.2,
+         "tier": "orange"},
+        {"indicator": "orders_feed_silence_weeks", "rule": "model_contribution", "value": 38.0, "threshold": None,
+         "tier": None, "contribution": 4.0},
+    ]
+    assert [(f["indicator"], f["rule"]) for f in findings(reasons)] == [
+        ("orders_feed_silence_weeks", "threshold_red"), ("staff_unverified_share", "threshold_orange")]
