@@ -20,8 +20,13 @@ weeks AS (
 )
 SELECT
     strftime(week_start, '%G-W%V') AS week,
+    row_number() OVER (ORDER BY week_start) AS week_no,
+    count(*) OVER () AS n_weeks,
     week_start,
     week_start + 6 AS week_end,
     -- Sunday 24:00 Asia/Shanghai: rows known at or after this instant belong to later weeks
     (week_start + 7)::TIMESTAMP::TIMESTAMPTZ AS cutoff
 FROM weeks;
+
+-- The grid key: rows numbered institution by institution, week by week (no sort of the grid needed).
+CREATE OR REPLACE TEMP MACRO ind_grid_key(institution_no, week_no, n_weeks) AS (institution_no - 1) * n_weeks + week_no;

@@ -1,5 +1,9 @@
 -- Step 3: every filed institution x every calendar week (a dense grid, so window frames count weeks), with
 -- the filing state at the week end (latest non-null value on or before it) and whether it is active.
+CREATE OR REPLACE TEMP TABLE ind_institutions AS
+SELECT institution_id, row_number() OVER (ORDER BY institution_id) AS institution_no
+FROM (SELECT DISTINCT institution_id FROM ind_filings);
+
 CREATE OR REPLACE TEMP TABLE ind_state AS
 WITH ordered_filings AS (
     -- a closure on the same day as another record is the later one
@@ -10,11 +14,13 @@ WITH ordered_filings AS (
             PARTITION BY institution_id ORDER BY known_date, is_terminal, record_date, event
         ) AS seq
     FROM ind_filings
+    INNER JOIN ind_institutions USING (institution_id)
 ),
 filled AS (
     SELECT
         -- ids and dates
         institution_id,
+        institution_no,
         known_date,
         first_filed,
         seq,
@@ -39,8 +45,13 @@ daily AS (
     QUALIFY row_number() OVER (PARTITION BY institution_id, known_date ORDER BY seq DESC) = 1
 ),
 grid AS (
-    SELECT i.institution_id, c.week, c.week_start, c.week_end, c.cutoff
-    FROM (SELECT DISTINCT institution_id FROM ind_filings) AS i
+    -- integer keys: k (ind_grid_key) for the grid row, institution_no for the indicators' window partitions
+    SELECT
+        ind_grid_key(i.institution_no, c.week_no, c.n_weeks) AS k,
+        i.institution_no,
+        i.institution_id,
+        c.week, c.week_start, c.week_end, c.cutoff
+    FROM ind_institutions AS i
     CROSS JOIN ind_calendar AS c
 ),
 at_week_end AS (
@@ -50,18 +61,15 @@ at_week_end AS (
         d.name, d.province_code, d.county_code, d.category, d.mode,
         d.licence_expiry, d.site_lease_expiry, d.staff_count, d.staff_verified, d.reserve_required_fen
     FROM grid AS g
-    ASOF LEFT JOIN daily AS d ON d.institution_id = g.institution_id AND g.week_end >= d.known_date
+    ASOF LEFT JOIN daily AS d ON d.institution_no = g.institution_no AND g.week_end >= d.known_date
 ),
 before_week_start AS (
-    SELECT g.institution_id, g.week_start, d.is_terminal AS was_closed
+    SELECT g.k, d.is_terminal AS was_closed
     FROM grid AS g
-    ASOF LEFT JOIN daily AS d ON d.institution_id = g.institution_id AND g.week_start - 1 >= d.known_date
+    ASOF LEFT JOIN daily AS d ON d.institution_no = g.institution_no AND g.week_start - 1 >= d.known_date
 )
 SELECT
-    -- integer keys: k for the grid row, institution_no for cheap window partitions
-    row_number() OVER (ORDER BY e.institution_id, e.week_start) AS k,
-    dense_rank() OVER (ORDER BY e.institution_id) AS institution_no,
     e.*,
     e.first_filed <= e.week_end AND NOT coalesce(b.was_closed, false) AS is_active
 FROM at_week_end AS e
-INNER JOIN before_week_start AS b USING (institution_id, week_start);
+INNER JOIN before_week_start AS b USING (k);
