@@ -32,6 +32,7 @@ from indicators import registry
 
 HERE = Path(__file__).resolve().parent
 TIER_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
+SEVERITY_TIER = {v: k for k, v in TIER_SEVERITY.items()}
 TIER_POINTS = {"yellow": 1, "orange": 2, "red": 4}
 TIER_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色"}
 RULE_SCORE_CENTRE = 3.5  # points at which the rule score is 0.5
@@ -128,18 +129,22 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def _flag_texts(flag: pd.Series) -> tuple[str, str]:
+_HARD_BY_RULE = {h.rule: h for h in HARD_RULES}
+FLAG_FIELDS = ["indicator", "kind", "rule", "op", "threshold", "tier", "value"]
+
+
+def _flag_texts(name: str, kind: str, rule: str, op: str, threshold: float, tier: str, value: float,
+                ) -> tuple[str, str]:
     """Chinese and English reason for one broken rule, always with the value and the threshold."""
-    indicator = registry.by_name(flag["indicator"])
-    zh, en = indicator.reasons(flag["value"], flag["threshold"])
+    indicator = registry.by_name(name)
+    zh, en = indicator.reasons(value, threshold)
     if "{threshold" not in indicator.reason_zh:
-        zh += f"(阈值 {flag['op']}{_number(flag['threshold'])})"
-        en += f" (threshold {flag['op']} {_number(flag['threshold'])})"
-    tier_zh = TIER_ZH[flag["tier"]]
-    if flag["kind"] == "hard":
-        hard = next(h for h in HARD_RULES if h.rule == flag["rule"])
-        return f"【{tier_zh}·硬性规则】{hard.rule_zh}:{zh}", f"[{flag['tier']}, hard rule] {hard.rule_en}: {en}"
-    return f"【{tier_zh}】{zh}", f"[{flag['tier']}] {en}"
+        zh += f"(阈值 {op}{_number(threshold)})"
+        en += f" (threshold {op} {_number(threshold)})"
+    if kind == "hard":
+        hard = _HARD_BY_RULE[rule]
+        return f"【{TIER_ZH[tier]}·硬性规则】{hard.rule_zh}:{zh}", f"[{tier}, hard rule] {hard.rule_en}: {en}"
+    return f"【{TIER_ZH[tier]}】{zh}", f"[{tier}] {en}"
 
 
 def _contribution_texts(contributions: str | None, top: int = 3) -> tuple[list[dict], str, str]:
@@ -164,36 +169,49 @@ def _contribution_texts(contributions: str | None, top: int = 3) -> tuple[list[d
             "main factors: " + ", ".join(e for _, e in labels))
 
 
-def _score_row(row: pd.Series, flags: pd.DataFrame, cutoffs: Mapping[str, TierCutoffs]) -> pd.Series:
-    """Score, tier and reasons of one candidate institution-week."""
-    source = "rules" if pd.isna(row["model_score"]) else "model"
-    score = rule_score(row["points"]) if source == "rules" else float(row["model_score"])
-    hard_tiers = [t for t in flags.loc[flags["kind"] == "hard", "tier"]]
-    score_tier = cutoffs[source].tier(score)
-    tier = max([*hard_tiers, *([score_tier] if score_tier else [])], key=TIER_SEVERITY.get, default=None)
-    if tier is None:
-        return pd.Series({"tier": None})
+def _describe(points: float, model_score: float, contributions: str | None, hard_severity: float,
+              flag_texts: list, flag_items: list, cutoffs: Mapping[str, TierCutoffs]) -> tuple | None:
+    """(tier, score, source, reasons_zh, reasons_en, reasons JSON) of one candidate, or None if not listed.
 
-    ordered = flags.sort_values(["kind", "severity", "indicator"], ascending=[True, False, True])
-    texts = [_flag_texts(f) for _, f in ordered.iterrows()]
-    items = [dict(indicator=f["indicator"], rule=f["rule"], value=f["value"], threshold=f["threshold"], tier=f["tier"])
-             for _, f in ordered.iterrows()]
+    `flag_texts` and `flag_items` are its broken rules, hard rules first, most severe first.
+    """
+    source = "rules" if pd.isna(model_score) else "model"
+    score = rule_score(points) if source == "rules" else float(model_score)
+    score_tier = cutoffs[source].tier(score)
+    severities = [TIER_SEVERITY[score_tier]] if score_tier else []
+    if not pd.isna(hard_severity):
+        severities.append(int(hard_severity))
+    if not severities:
+        return None
+    tier = SEVERITY_TIER[max(severities)]
+    texts, items = list(flag_texts), list(flag_items)
     label_zh, label_en = ("模型评分", "model score") if source == "model" else ("规则评分", "rule score")
-    cut = getattr(cutoffs[source], score_tier) if score_tier else cutoffs[source].yellow
+    cut = getattr(cutoffs[source], score_tier or "yellow")
     relation = "≥" if score_tier else "<"
     texts.append((f"{label_zh} {score:.2f}({relation}{TIER_ZH[score_tier or 'yellow']}线 {cut:g})",
                   f"{label_en} {score:.2f} ({relation} {score_tier or 'yellow'} cut-off {cut:g})"))
     items.append(dict(indicator="score", rule=f"{source}_score", value=score, threshold=cut, tier=score_tier))
     if source == "model":
-        contribution_items, zh, en = _contribution_texts(row["contributions"])
+        contribution_items, zh, en = _contribution_texts(contributions)
         if contribution_items:
             texts.append((zh, en))
             items += contribution_items
-    return pd.Series({
-        "tier": tier, "score": score, "score_source": source,
-        "reasons_zh": ";".join(z for z, _ in texts), "reasons_en": "; ".join(e for _, e in texts),
-        "reasons": json.dumps(items, ensure_ascii=False),
-    })
+    return (tier, score, source, ";".join(z for z, _ in texts), "; ".join(e for _, e in texts),
+            json.dumps(items, ensure_ascii=False))
+
+
+def _flags_per_candidate(flags: pd.DataFrame) -> pd.DataFrame:
+    """Per institution-week: the texts and JSON items of its broken rules, and its most severe hard rule."""
+    keys = ["institution_id", "week"]
+    flags = flags.sort_values([*keys, "kind", "severity", "indicator"], ascending=[True, True, True, False, True])
+    rows = list(flags[FLAG_FIELDS].itertuples(index=False, name=None))
+    flags = flags.assign(
+        text=[_flag_texts(*r) for r in rows],
+        item=[dict(indicator=i, rule=rule, value=v, threshold=t, tier=tier) for i, _, rule, _, t, tier, v in rows],
+        hard_severity=flags["severity"].where(flags["kind"] == "hard"),
+    )
+    return flags.groupby(keys, sort=False).agg(
+        flag_texts=("text", list), flag_items=("item", list), hard_severity=("hard_severity", "max"))
 
 
 def _model_scores_relation(con: duckdb.DuckDBPyConnection) -> str:
@@ -254,15 +272,17 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
     if candidates.empty:
         return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
 
-    by_key = dict(tuple(flags.groupby(["institution_id", "week"]))) if len(flags) else {}
-    empty = flags.iloc[0:0]
     cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
-    scored = candidates.apply(
-        lambda r: _score_row(r, by_key.get((r["institution_id"], r["week"]), empty), cutoffs), axis=1,
-    ).reindex(columns=["tier", "score", "score_source", "reasons_zh", "reasons_en", "reasons"])
-    listed = pd.concat([candidates[["week", "province_code", "county_code", "institution_id", "name"]], scored],
-                       axis=1)
-    listed = listed[listed["tier"].notna()].copy()
+    frame = candidates.join(_flags_per_candidate(flags), on=["institution_id", "week"])
+    described = [
+        _describe(p, m, c, h, t if isinstance(t, list) else [], i if isinstance(i, list) else [], cutoffs)
+        for p, m, c, h, t, i in zip(frame["points"], frame["model_score"], frame["contributions"],
+                                    frame["hard_severity"], frame["flag_texts"], frame["flag_items"], strict=True)]
+    keep = [d is not None for d in described]
+    listed = frame.loc[keep, ["week", "province_code", "county_code", "institution_id", "name"]].copy()
+    described = [d for d in described if d is not None]
+    for position, column in enumerate(("tier", "score", "score_source", "reasons_zh", "reasons_en", "reasons")):
+        listed[column] = [d[position] for d in described]
     listed["severity"] = listed["tier"].map(TIER_SEVERITY)
     listed = listed.sort_values(["week", "province_code", "severity", "score", "institution_id"],
                                 ascending=[True, True, False, False, True])
