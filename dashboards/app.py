@@ -160,6 +160,7 @@ class Pages:
         timeline = _timeline(indicators, names, labels, next((n for n in reversed(flagged) if n in names), None))
         history = detail["scores"].merge(detail["warnings"], on="week", how="outer", suffixes=("", "_warning"))
         history["contributions"] = history["contributions"].map(lambda c: _top_contributions(c, labels))
+        history["score"] = history["score"].round(3)
         history = history.reindex(columns=list(HISTORY_HEADERS))
         own = cases.list_cases(self.engine, scope.clause, institution_id)
         return [
