@@ -73,9 +73,17 @@ def default_url(out: Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'cases.sqlite'}"
 
 
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the installed driver), not SQLAlchemy's default psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def engine_for(url: str) -> sa.Engine:
     """Create the engine and the schema, including the append-only triggers of the dialect."""
-    engine = sa.create_engine(url, future=True)
+    engine = sa.create_engine(normalise_url(url), future=True)
     metadata.create_all(engine)
     trigger_sql = (_SQL / f"audit_append_only_{engine.dialect.name}.sql").read_text(encoding="utf-8")
     with engine.begin() as con:

@@ -79,3 +79,9 @@ def test_engine_for_is_idempotent(cases_url):
     engine = cases.engine_for(cases_url)  # triggers created again without error
     cases.open_case(engine, NEW, "yuexiu", date(2026, 3, 9), _number)
     assert len(cases.list_cases(engine)) == 1
+
+
+def test_plain_postgresql_urls_use_psycopg3():
+    assert cases.normalise_url("postgresql://tw@db:5432/cases") == "postgresql+psycopg://tw@db:5432/cases"
+    assert cases.normalise_url("postgres://tw@db/cases") == "postgresql+psycopg://tw@db/cases"
+    assert cases.normalise_url("sqlite:///out/cases.sqlite") == "sqlite:///out/cases.sqlite"
