@@ -40,7 +40,8 @@ def test_closures_are_filed_and_the_feeds_go_silent_while_complaints_spike(db, t
         WITH abnormal AS (SELECT institution_id, closure_date FROM stories
                           WHERE closure_reason = 'abnormal' AND closure_date < DATE '2025-11-17')
         SELECT a.institution_id,
-            (SELECT count(*) FROM institutions i WHERE i.institution_id = a.institution_id AND i.event = 'closed'
+            (SELECT count(DISTINCT i.record_date) FROM institutions i
+                WHERE i.institution_id = a.institution_id AND i.event = 'closed'
                 AND i.closure_reason = 'abnormal' AND i.record_date >= a.closure_date),
             (SELECT count(*) FROM orders o WHERE o.institution_id = a.institution_id AND o.paid_at >= a.closure_date),
             (SELECT count(*) FROM consumptions c WHERE c.institution_id = a.institution_id

@@ -148,6 +148,8 @@ def _assign_stories(df: pd.DataFrame, cal: Calendar, abnormal_per_year: float, r
     df["stop_sell_day"] = np.where(story == "normal_closure", start, np.where(closes, close, NONE))
     lapse = story == "licence_lapse"
     df.loc[lapse, "licence_expiry"] = start[lapse]
+    site_lapse = lapse & (df["mode"].to_numpy() == "offline")  # the lease runs out around the same time
+    df.loc[site_lapse, "site_lease_expiry"] = start[site_lapse] + rng.integers(-14, 29, n)[site_lapse]
     for ep in EPISODES:
         df[f"ep_{ep}"] = NONE
     noisy = np.flatnonzero(story == "noisy_healthy")
@@ -176,7 +178,7 @@ def change_log(df: pd.DataFrame, cal: Calendar, rng: np.random.Generator) -> pd.
                 events.append((int(rng.integers(cal.first_day, cal.end_day)), event))
         if r.licence_expiry < cal.end_day + 56 and r.story != "licence_lapse":
             events.append((int(r.licence_expiry - rng.integers(14, 57)), "licence_renewed"))
-        if r.site_lease_expiry != NONE and r.site_lease_expiry < cal.end_day + 42:
+        if r.site_lease_expiry != NONE and r.site_lease_expiry < cal.end_day + 42 and r.story != "licence_lapse":
             events.append((int(r.site_lease_expiry - rng.integers(7, 43)), "lease_renewed"))
         if r.story_start != NONE:
             s = r.strength
