@@ -25,7 +25,7 @@ from models.features import matrix
 SEED = 20260323
 LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
 MODEL_NAMES = (LOGISTIC, BOOSTING)
-CALIBRATION_SHARES = (0.25, 0.4, 0.5)  # share of the training weeks kept for calibration, tried in order
+CALIBRATION_SHARE = 0.3  # share of the training positives the later, calibration block holds at least
 MIN_POSITIVES_PER_BLOCK = 2
 MAX_FIT_NEGATIVES = 300_000  # negatives kept in a fit block; calibration on the full later block undoes the skew
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
@@ -79,19 +79,23 @@ class Split:
 
 
 def split_weeks(frame: pd.DataFrame) -> Split:
-    """Fit on the earlier weeks, calibrate on the later ones; both blocks need positives and negatives."""
+    """Fit on the earlier weeks, calibrate on the later ones.
+
+    The cut is the latest week that leaves the calibration block at least `CALIBRATION_SHARE` of the
+    positives (closures are rare and bunch up in time, so a fixed share of weeks can leave a block without
+    any); both blocks need `MIN_POSITIVES_PER_BLOCK`.
+    """
     weeks = sorted(frame["week"].unique())
     positives = frame.groupby("week")["label"].sum().reindex(weeks).to_numpy()
-    for share in CALIBRATION_SHARES:
-        cut = len(weeks) - max(1, round(share * len(weeks)))
-        if cut < 1:
-            continue
-        fit_pos, cal_pos = positives[:cut].sum(), positives[cut:].sum()
-        if fit_pos >= MIN_POSITIVES_PER_BLOCK and cal_pos >= MIN_POSITIVES_PER_BLOCK:
+    total = int(positives.sum())
+    later = np.cumsum(positives[::-1])[::-1]  # positives from each week to the end
+    needed = max(MIN_POSITIVES_PER_BLOCK, CALIBRATION_SHARE * total)
+    for cut in range(len(weeks) - 1, 0, -1):
+        if later[cut] >= needed and total - later[cut] >= MIN_POSITIVES_PER_BLOCK:
             return Split(weeks[:cut], weeks[cut:])
     raise TooFewPositives(
-        f"{int(positives.sum())} positive institution-weeks over {len(weeks)} weeks: not enough to fit on one "
-        f"block and calibrate on a later one (each needs at least {MIN_POSITIVES_PER_BLOCK})"
+        f"{total} positive institution-weeks over {len(weeks)} weeks: not enough to fit on one block and "
+        f"calibrate on a later one (each needs at least {MIN_POSITIVES_PER_BLOCK})"
     )
 
 

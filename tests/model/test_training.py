@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from model_fixtures import INDICATORS, write_warehouse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
@@ -109,3 +110,18 @@ def test_flagged_rows_have_reasons_led_by_the_planted_signal(trained):
     # The planted signal is coverage falling and complaints rising: it leads most top rows' reasons.
     share = pd.Series(leaders).isin(["coverage_ratio", "unresolved_complaints"]).mean()
     assert share > 0.6
+
+
+def test_calibration_block_is_cut_by_positives_not_weeks():
+    from models.training import TooFewPositives, split_weeks
+
+    # 10 weeks; positives only in weeks 6 (2), 7 (1), 8 (3), 9 (4): 10 in all, the later block needs ≥ 3.
+    weeks = [f"2026-W{w:02d}" for w in range(10, 20)]
+    positives = [0, 0, 0, 0, 0, 0, 2, 1, 3, 4]
+    frame = pd.DataFrame({"week": weeks, "label": positives})
+    split = split_weeks(frame)
+    assert split.calibration_weeks == weeks[9:] and split.fit_weeks == weeks[:9]  # week 9 alone holds 4 ≥ 3
+    frame.loc[9, "label"] = 2  # now 8 positives: week 9 (2) < 2.4, weeks 8–9 hold 5
+    assert split_weeks(frame).calibration_weeks == weeks[8:]
+    with pytest.raises(TooFewPositives):
+        split_weeks(pd.DataFrame({"week": weeks, "label": [0] * 9 + [5]}))  # nothing left to fit on
