@@ -35,8 +35,8 @@ FONT = '"Noto Sans CJK SC", "Noto Sans CJK", sans-serif'
 CSS = f"""
 body {{ font-family: {FONT}; margin: 24px; color: #222; }}
 h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28px; }}
-table {{ border-collapse: collapse; width: 100%; font-size: 12px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 12px; table-layout: fixed; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
 th {{ background: #f0f0f0; }}
 .cards span {{ display: inline-block; margin: 0 18px 8px 0; padding: 6px 10px; background: #f6f6f6; }}
 .red {{ color: #d62728; }} .orange {{ color: #e06c00; }} .yellow {{ color: #a88a00; }}
@@ -136,8 +136,10 @@ def _cards(data: ReportData) -> str:
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
-def _table(frame: pd.DataFrame, headers: dict[str, str]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers.values())
+def _table(frame: pd.DataFrame, headers: dict[str, str], widths: dict[str, int] | None = None) -> str:
+    """A fixed-layout table (WeasyPrint lays out auto tables many times slower); widths in percent."""
+    head = "".join(f'<th style="width:{(widths or {}).get(c, 100 // len(headers))}%">{escape(h)}</th>'
+                   for c, h in headers.items())
     body = "".join("<tr>" + "".join(f"<td>{escape('' if pd.isna(v) else str(v))}</td>" for v in row) + "</tr>"
                    for row in frame[list(headers)].itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -148,7 +150,9 @@ def _list_table(data: ReportData) -> str:
                             score=data.rows["score"].map("{:.2f}".format))
     return _table(rows, {"province_code": "省份", "county_code": "区县", "institution_id": "统一社会信用代码",
                          "name": "机构名称", "tier": "等级", "score": "评分", "change": "变化",
-                         "reasons_zh": "预警原因"})
+                         "reasons_zh": "预警原因"},
+                  {"province_code": 5, "county_code": 7, "institution_id": 16, "name": 14, "tier": 5, "score": 5,
+                   "change": 5, "reasons_zh": 40})
 
 
 def _page(data: ReportData, body: str) -> str:
