@@ -125,3 +125,29 @@ def test_calibration_block_is_cut_by_positives_not_weeks():
     assert split_weeks(frame).calibration_weeks == weeks[8:]
     with pytest.raises(TooFewPositives):
         split_weeks(pd.DataFrame({"week": weeks, "label": [0] * 9 + [5]}))  # nothing left to fit on
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_contributions_add_up_to_the_models_log_odds(synthetic_warehouse, name):
+    """SHAP (boosting) and coefficient × standardised value (regression) are additive: they and the base value
+    add up to the model's raw log-odds, so each reason's size means what it says."""
+    import shap
+
+    from models.explain import contributions_json, feature_contributions
+    from models.training import base_model
+
+    ds = load_dataset(connect(synthetic_warehouse))
+    calibrated = fit_calibrated(name, ds.labelled, ds.features)[0]
+    rows = ds.frame[ds.frame["week"] == "2026-W30"]
+    per_feature = feature_contributions(calibrated, rows, ds.features)
+    pipeline = base_model(calibrated)
+    raw = pipeline.decision_function(rows[ds.features].to_numpy(dtype="float64"))
+    if name == LOGISTIC:
+        base = pipeline["model"].intercept_[0]
+    else:
+        base = shap.TreeExplainer(pipeline["model"]).expected_value
+    np.testing.assert_allclose(per_feature.sum(axis=1) + np.ravel(base)[0], raw, rtol=1e-6, atol=1e-6)
+    reasons = [json.loads(t) for t in contributions_json(calibrated, rows, ds.features, ds.indicators)]
+    assert all(r for r in reasons)
+    riskiest = int(np.argmax(predict(calibrated, rows, ds.features)))
+    assert reasons[riskiest][0]["indicator"] in ("coverage_ratio", "unresolved_complaints", "sales_spike_ratio")
