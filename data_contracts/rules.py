@@ -259,6 +259,27 @@ class Exists(Form):
             f"WHERE t.{q(self.target_column)} = b.{q(self.column)})")}
 
 
+# Hours consumed on the row's order up to and including the row (by consumed_at, then consumption_id):
+# every other consumption in staging plus the batch's latest version of each consumption, so overlapping
+# deliveries of the same consumption count once. Text that is not an integer counts as nothing.
+CONSUMED_HOURS_SQL = """(
+    SELECT coalesce(sum(c.class_hours), 0)
+    FROM (
+        SELECT order_id, consumption_id, consumed_at, class_hours
+        FROM staging.consumptions
+        WHERE consumption_id NOT IN (SELECT consumption_id FROM {batch} WHERE consumption_id IS NOT NULL)
+        UNION ALL
+        SELECT order_id, consumption_id, try_cast(consumed_at AS TIMESTAMPTZ),
+            CASE WHEN regexp_full_match(class_hours, '-?[0-9]+') THEN CAST(class_hours AS INTEGER) END
+        FROM {batch}
+        QUALIFY row_number() OVER (
+            PARTITION BY consumption_id ORDER BY _delivery_date DESC, _seq DESC, _file DESC, _row DESC) = 1
+    ) AS c
+    WHERE c.order_id = b.order_id
+      AND (c.consumed_at < b.consumed_at OR (c.consumed_at = b.consumed_at AND c.consumption_id <= b.consumption_id))
+)"""
+
+
 def reference_lookup(name: str, target_feed: str, target_key: str, via: str, target_column: str) -> tuple[str, str]:
     """A lookup column: the target row's column, found by key (null when the target is unknown)."""
     return name, (f"(SELECT t.{q(target_column)} FROM staging.{target_feed} AS t "
@@ -390,11 +411,7 @@ def _build() -> list[Rule]:
     a("consumptions.hours_within_order", "累计消课课时超过订单课时", "cumulative consumed hours exceed the order's hours",
       Compare("_order_hours_consumed", "<=", "_order_class_hours", (
           reference_lookup("_order_class_hours", "orders", "order_id", "order_id", "class_hours"),
-          ("_order_hours_consumed",
-           "(SELECT coalesce(sum(s.class_hours), 0) FROM staging.consumptions AS s WHERE s.order_id = b.order_id "
-           "AND s.consumption_id NOT IN (SELECT consumption_id FROM {batch})) "
-           "+ sum(b.class_hours) OVER (PARTITION BY b.order_id ORDER BY b.consumed_at, b.consumption_id "
-           "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"),
+          ("_order_hours_consumed", CONSUMED_HOURS_SQL),
       )), referential=True)
     # refunds
     _order_references(book, "refunds")

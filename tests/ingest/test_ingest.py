@@ -231,3 +231,14 @@ def test_summary_lists_rows_rules_and_rejections(con, landing):
     text = summary_text(con)
     assert "orders.paid_le_list_price" in text and "refunds_20260310.csv: empty file" in text
     assert [line.split() for line in text.splitlines() if line.strip().startswith("orders ")] == [["orders", "1"]]
+
+
+def test_a_consumption_delivered_twice_counts_once_against_the_order(con, landing):
+    write_base(landing)  # O1 has 40 class hours: 30 + 10 fit, whichever file repeats the 30
+    write_feed(landing, "consumptions", [row("consumptions", class_hours="30")])
+    write_feed(landing, "consumptions", [row("consumptions", class_hours="30"),
+                                         row("consumptions", consumption_id="K2", class_hours="10",
+                                             consumed_at="2026-03-06T10:00:00+08:00")], date="20260311")
+    ingest_landing(con, landing, PII_KEY)
+    assert one(con, "SELECT count(*) FROM quarantine.rows") == [(0,)]
+    assert one(con, "SELECT sum(class_hours) FROM staging.consumptions") == [(40,)]
