@@ -39,7 +39,10 @@ GRID_COLUMNS = [
     {"field": "county_code", "headerName": "县 County", "width": 110},
     {"field": "name", "headerName": "机构 Institution", "cellRenderer": "markdown", "width": 200},
     {"field": "institution_id", "headerName": "统一社会信用代码", "width": 190},
-    {"field": "tier", "headerName": "等级 Tier", "width": 100, "cellStyle": {"styleConditions": [
+    {"field": "tier", "headerName": "等级 Tier", "width": 110,
+     "valueFormatter": {"function": "({red: '红色 red', orange: '橙色 orange', yellow: '黄色 yellow'})"
+                                    "[params.value] || params.value"},
+     "cellStyle": {"styleConditions": [
         {"condition": f"params.value == '{t}'", "style": {"color": c, "fontWeight": "bold"}}
         for t, c in TIER_COLOURS.items()]}},
     {"field": "score", "headerName": "风险分 Score", "filter": "agNumberColumnFilter", "width": 120,
@@ -308,6 +311,7 @@ def create_app(warehouse: Path, out: Path, cases_url: str | None = None, users_p
 
     @app.callback(Output("url", "search"), Input("week", "value"), prevent_initial_call=True)
     def choose_week(week):
+        _user_scope()
         return f"?week={week}"
 
     @app.callback(Output("warnings-grid", "getRowsResponse"), Input("warnings-grid", "getRowsRequest"),

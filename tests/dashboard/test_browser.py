@@ -184,6 +184,13 @@ def test_other_province_sees_and_fetches_nothing_of_yuexiu(site, browser):
                           {"id": "url", "property": "search", "value": ""}], [])
         assert page.status_code == 200
         assert "越秀启明教育" not in page.text and "not-in-scope" in page.text
+        link = _callback(session, base, ["csv-link.href"],
+                         [{"id": "warnings-grid", "property": "filterModel",
+                           "value": {"tier": {"filterType": "text", "type": "equals", "filter": "red"}}}],
+                         [{"id": "grid-week", "property": "data", "value": "2026-W10"}])
+        href = link.json()["response"]["csv-link"]["href"]
+        filtered = session.get(f"{base}{href}", timeout=10).text
+        assert C1 in filtered and A1 not in filtered and len(filtered.strip().splitlines()) == 2
         forged_issue = _callback(session, base, ["issue-result.children"],
                                  [{"id": "issue-btn", "property": "n_clicks", "value": 1}],
                                  [{"id": "warnings-grid", "property": "selectedRows",
