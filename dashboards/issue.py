@@ -51,6 +51,10 @@ def issue_notices(con: duckdb.DuckDBPyConnection, engine: sa.Engine, scope: Scop
     rows = data.warning_rows(con, scope, keys)
     if len(rows) != len(set(keys)):
         raise NotAllowed("some selected rows are not warnings in your county")
+    pending = [c["notice_no"] for row in rows for c in cases.list_cases(engine, scope.clause, row["institution_id"])
+               if c["week"] == row["week"] and c["status"] != "closed"]
+    if pending:
+        raise NotAllowed(f"already notified, case open: {', '.join(pending)}")
     labels, basis = indicator_labels()
     labels.setdefault("score", ("风险模型评分", "probability"))
     issued = []

@@ -66,3 +66,14 @@ def test_findings_keep_breached_thresholds_most_severe_first():
     ]
     assert [(f["indicator"], f["rule"]) for f in findings(reasons)] == [
         ("orders_feed_silence_weeks", "threshold_red"), ("staff_unverified_share", "threshold_orange")]
+
+
+def test_the_same_warning_is_not_notified_twice_while_its_case_is_open(warehouse, tmp_path):
+    engine, issued = _issue(warehouse, tmp_path, "yuexiu", [("2026-W10", A1)])
+    with pytest.raises(NotAllowed, match="第0001号"):
+        _issue(warehouse, tmp_path, "yuexiu", [("2026-W10", A2), ("2026-W10", A1)])
+    assert len(cases.list_cases(engine)) == 1  # A2 was not issued either: the selection is refused whole
+    for status in ("responded", "rectified", "closed"):
+        cases.transition(engine, issued[0]["case_id"], status, "yuexiu")
+    _, again = _issue(warehouse, tmp_path, "yuexiu", [("2026-W10", A1)])
+    assert again[0]["notice_no"] == "〔2026〕粤440104教监整字第0002号"
