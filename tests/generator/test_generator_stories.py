@@ -22,6 +22,8 @@ def stories(out: Path) -> list[dict]:
 
 def test_every_story_kind_is_present_with_dates(tiny):
     rows = stories(tiny)
+    assert list(rows[0]) == ["institution_id", "province_code", "story", "story_start", "closure_date",
+                             "closure_reason", "strength"]
     assert {r["story"] for r in rows} == set(STORIES)
     for r in rows:
         closes = r["story"] in ("discount_abscond", "slow_bleed", "fund_diversion", "normal_closure")
