@@ -104,6 +104,7 @@ def build_handmade(con) -> None:
                site_lease_expiry="2026-09-30", staff_verified=None),
         filing("X", "2025-11-01"),
         filing("X", "2026-03-11", "closed", closure_reason="abnormal"),
+        filing("X", "2026-03-11", "updated"),   # same day as the closure: the closure still wins
         filing("N", "2026-03-15"),
     ])
     insert(con, "orders", [
@@ -139,6 +140,8 @@ def build_handmade(con) -> None:
         refund("r10b", "R", at(10, 5)),                                 # open: overdue from Mon W12
         refund("r10c", "R", at(10, 2), status="rejected", decided_at=at(11, 3)),   # rejected the day it was due
         refund("r10d", "R", "2026-03-08T23:59:00+08:00", status="paid", paid_at=at(12, 5)),
+        # two requests in W13, rejected the same day (no effect on overdue or median days)
+        *[refund(f"r13{x}", "R", at(13, 1), status="rejected", decided_at=at(13, 1, "18:00")) for x in "ab"],
     ])
     insert(con, "account_movements", [
         movement("1", "M", at(10, 2), "deposit", 12_000, 12_000),

@@ -128,6 +128,7 @@ def test_refund_request_surge(mart):
     assert mart("R", 9, "refund_request_surge") == approx(1 / 1)            # W01..W08 mean 7/8, floor 1
     assert mart("R", 10, "refund_request_surge") == approx(4 / 1)           # r10a..r10d (Sunday 23:59 incl.)
     assert mart("R", 11, "refund_request_surge") == 0
+    assert mart("R", 13, "refund_request_surge") == approx(2 / ((5 + 4) / 8))   # W05..W12: 1,1,1,1,1,4,0,0
 
 
 def test_overdue_refunds(mart):
