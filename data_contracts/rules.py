@@ -344,6 +344,9 @@ def _column_rules(book: _RuleBook, feed: Feed) -> None:
             zh, en = TYPE_WORDS[col.type]
             book.add(f"{feed.name}.{col.name}.format", f"{col.name} 应为{zh}", f"{col.name} must be {en}",
                      Parses(col.name, TYPE_PATTERNS[col.type]))
+        if col.name == "institution_id":
+            book.add(f"{feed.name}.institution_id.uscc_check", "统一社会信用代码校验位错误",
+                     "unified social credit code has a wrong check character", Uscc(col.name))
         if col.enum:
             book.add(f"{feed.name}.{col.name}.enum", f"{col.name} 取值不在标准枚举中",
                      f"{col.name} is not one of the standard's values", OneOf(col.name, col.enum))
@@ -363,8 +366,6 @@ def _build() -> list[Rule]:
         _column_rules(book, feed)
     a = book.add
     # institutions
-    a("institutions.institution_id.check_character", "统一社会信用代码校验位错误",
-      "unified social credit code has a wrong check character", Uscc("institution_id"))
     a("institutions.record_date_not_after_delivery", "备案日期晚于交付日期", "record date is after the delivery date",
       Compare("record_date", "<=", "_delivery_date"))
     a("institutions.province_code.known", "省级行政区划代码未知", "unknown province code",

@@ -7,7 +7,7 @@ import pytest
 
 from data_contracts.expectations import validate_batch
 from data_contracts.feeds import FEEDS, PII_PHONE_COLUMN
-from data_contracts.rules import RULES, Parses, Required, OneOf, TYPE_PATTERNS
+from data_contracts.rules import RULES, TYPE_PATTERNS, OneOf, Parses, Required, Uscc
 from pipelines.ingest import ingest_landing
 from pipelines.ingest.contract_check import check_contract
 from pipelines.ingest.loading import batch_relation_sql, batch_table, prepare
@@ -18,9 +18,10 @@ from ingest_helpers import GOOD, INST, INST2, PII_KEY, row, uscc, write_feed
 BAD_TEXT = {"BIGINT": "12.5", "INTEGER": "1.5", "DATE": "2026/03/01", "TIMESTAMPTZ": "2026-03-02T19:30:00",
             "BOOLEAN": "yes"}
 
+WRONG_CHECK = INST[:17] + ("0" if INST[17] != "0" else "1")
+
 # Rules with a specific breaking row: (rule, feed, changes to the valid row).
 SPECIFIC = [
-    ("institutions.institution_id.check_character", "institutions", {"institution_id": INST[:17] + ("0" if INST[17] != "0" else "1")}),
     ("institutions.record_date_not_after_delivery", "institutions", {"record_date": "2026-03-11"}),
     ("institutions.province_code.known", "institutions", {"province_code": "99", "county_code": "990101"}),
     ("institutions.county_code.format", "institutions", {"county_code": "11010"}),
@@ -73,6 +74,8 @@ def _generic_cases():
             yield rule.name, rule.feed, {column: ""}
         elif isinstance(form, OneOf):
             yield rule.name, rule.feed, {form.column: "bogus"}
+        elif isinstance(form, Uscc):
+            yield rule.name, rule.feed, {form.column: WRONG_CHECK}
 
 
 CASES = SPECIFIC + list(_generic_cases())
