@@ -43,7 +43,9 @@ class TooFewPositives(ValueError):
 def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
     """An unfitted candidate reading the feature columns `keep` (those with any value in its training rows).
 
-    Money columns span orders of magnitude, so the regression sees arcsinh values.
+    Money columns span orders of magnitude, so the regression sees arcsinh values. Closures are rare (a few
+    hundred positive rows), so the trees stay shallow with large leaves: deeper trees memorised single
+    closures on the demo data (AP 0.10 → 0.32 and 0.01 → 0.06 on two folds with depth 3).
     """
     select = ("select", ColumnTransformer([("keep", "passthrough", keep)], remainder="drop"))
     if name == LOGISTIC:
@@ -56,7 +58,7 @@ def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
         ])
     if name == BOOSTING:
         return Pipeline([select, ("model", HistGradientBoostingClassifier(
-            learning_rate=0.05, max_iter=150, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+            learning_rate=0.05, max_iter=200, max_depth=3, min_samples_leaf=100, l2_regularization=1.0,
             early_stopping=False, random_state=seed,
         ))])
     raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")

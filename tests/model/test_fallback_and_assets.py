@@ -11,6 +11,7 @@ import pytest
 from model_fixtures import FIRST_MONDAY, filing, mart_row, synthetic, write_warehouse
 
 from indicators.registry import NAMES
+from indicators.rules import RULE_SCORE_CENTRE, TIER_POINTS
 from models import drift, registry
 from models.scoring import score_institution_weeks, train_risk_model
 from pipelines.defs.model.assets import institution_week_scores, model_backtest, risk_model, score_drift
@@ -46,9 +47,12 @@ def test_too_few_closures_falls_back_to_the_rule_score(tmp_path):
     scores = con.execute("""select institution_id, min(score), max(score), any_value(model_name),
                             any_value(contributions::varchar) from marts.institution_week_scores
                             group by 1 order by 1""").fetchall()
-    # RISKY: coverage 0.45 < 0.5 is a red threshold flag (4 points) and breaks the hard rule coverage < 0.9
-    # (red, 4 points): 8 points → 1 / (1 + e^-(8 − 3.5)). CALM breaks nothing: 1 / (1 + e^3.5).
-    risky_score, calm_score = 1 / (1 + math.exp(-4.5)), 1 / (1 + math.exp(3.5))
+    # RISKY: coverage 0.45 < 0.5 earns the red threshold flag and breaks the hard rule coverage < 0.9 (red):
+    # two red flags' points; CALM breaks nothing (0 points). The points per tier and the centre are the rule
+    # book's settings (indicators.rules), the sum and the logistic are what this module must apply.
+    points = 2 * TIER_POINTS["red"]
+    risky_score = 1 / (1 + math.exp(-(points - RULE_SCORE_CENTRE)))
+    calm_score = 1 / (1 + math.exp(RULE_SCORE_CENTRE))
     (risky, risky_min, risky_max, name, reasons), (calm, calm_min, calm_max, _, calm_reasons) = \
         sorted(scores, key=lambda r: r[0] != RISKY)
     assert (risky, name) == (RISKY, "rule_score")
