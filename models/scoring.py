@@ -23,7 +23,7 @@ from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_ca
 
 SCORES_TABLE = "marts.institution_week_scores"
 ALL_SCORES_TABLE = "marts.model_scores_all"
-RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"
+RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
 EXPLAIN_SHARE, EXPLAIN_MIN = 0.10, 25  # tree explanations for the top of each province-week (the listable rows)
 
 
