@@ -430,6 +430,8 @@ def _build() -> list[Rule]:
     # account movements
     a("account_movements.amount_fen.positive", "流水金额必须大于0", "movement amount must be > 0",
       Between("amount_fen", 1))
+    a("account_movements.balance_after_fen.non_negative", "监管账户余额为负", "supervision account balance is negative",
+      Between("balance_after_fen", 0))
     a("account_movements.order_id_for_deposit_refund", "缴费/退费流水缺少订单号", "deposit or refund without order",
       Conditional("order_id", must_be_null=False, when="kind", values=("deposit", "refund"), when_in=True))
     a("account_movements.order_id_only_deposit_refund", "非缴费/退费流水不应有订单号",

@@ -52,6 +52,7 @@ SPECIFIC = [
     ("refunds.paid_at_only_when_paid", "refunds", {"status": "approved", "decided_at": "2026-03-07T10:00:00+08:00",
                                                    "paid_at": "2026-03-08T10:00:00+08:00"}),
     ("account_movements.amount_fen.positive", "account_movements", {"amount_fen": "-240000"}),
+    ("account_movements.balance_after_fen.non_negative", "account_movements", {"balance_after_fen": "-1"}),
     ("account_movements.order_id_for_deposit_refund", "account_movements", {"order_id": ""}),
     ("account_movements.order_id_only_deposit_refund", "account_movements", {"kind": "release"}),
     ("complaints.parent_phone.format", "complaints", {"parent_phone": "139-1234-5678"}),
