@@ -123,3 +123,12 @@ def test_the_models_rule_score_fallback_counts_as_the_rule_score(warehouse):
     build_warnings(warehouse)
     row = warehouse.execute("select tier, score_source from marts.warnings").fetchall()
     assert row == [("yellow", "rules")]
+
+
+def test_a_quiet_week_lists_nobody_and_drops_last_weeks_rows(warehouse):
+    add_rows(warehouse, [dict(institution_id=A, week="2026-W09", province_code="44", overdue_refunds=1),
+                         dict(institution_id=A, week="2026-W10", province_code="44", coverage_ratio=1.2)])
+    assert build_warnings(warehouse, weeks=["2026-W10"]) == 0
+    assert build_warnings(warehouse) == 1
+    assert warehouse.execute("select week, institution_id, still_active from marts.warning_drops").fetchall() == [
+        ("2026-W10", A, True)]
