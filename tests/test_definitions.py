@@ -21,7 +21,7 @@ def test_definitions_hold_every_documented_asset_with_checks(monkeypatch, tmp_pa
     assert EXPECTED_ASSETS <= keys
     checked = {c.asset_key.to_user_string() for c in defs.resolve_asset_graph().asset_check_keys}
     assert {"institutions", "orders", "account_movements"} <= checked
-    assert defs.resolve_job_def("publication_job") is not None
+    assert defs.resolve_job_def("weekly_publication") is not None
 
 
 def test_dg_check_defs_passes(repo_root: Path):
