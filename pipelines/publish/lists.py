@@ -69,7 +69,8 @@ def _dropped(con: duckdb.DuckDBPyConnection, week: str) -> pd.DataFrame:
     return frame.assign(change="dropped")
 
 
-def _provinces(con: duckdb.DuckDBPyConnection, week: str) -> list[str]:
+def active_provinces(con: duckdb.DuckDBPyConnection, week: str) -> list[str]:
+    """Provinces with active institutions in the week: each gets a list and a report, even when quiet."""
     return [p for (p,) in con.execute(
         "select distinct province_code from marts.institution_week_indicators where week = ? order by 1",
         [week]).fetchall()]
@@ -143,7 +144,7 @@ def _published_csvs(directory: Path) -> dict[str, bytes]:
 
 def publish_week(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> PublishResult:
     """Publish the week's lists under `<out>/warnings/<week>/` (or a new `revN/`); never touch what exists."""
-    listed, dropped, provinces = _listed(con, week), _dropped(con, week), _provinces(con, week)
+    listed, dropped, provinces = _listed(con, week), _dropped(con, week), active_provinces(con, week)
     files = render_csvs(listed, dropped, provinces)
     rows = {p: int((listed["province_code"] == p).sum()) for p in provinces}
     week_dir = Path(out) / "warnings" / week

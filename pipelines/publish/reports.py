@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from data_contracts.regions import province_name_zh
 from indicators import registry
 from indicators.rules import TIER_ZH
-from pipelines.publish.lists import CHANGE_ZH
+from pipelines.publish.lists import CHANGE_ZH, active_provinces
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 TREND_WEEKS = 12
@@ -219,10 +219,7 @@ def write_reports(con: duckdb.DuckDBPyConnection, out: Path, week: str, pdf: boo
     national = folder / "national.html"
     national.write_text(render_html(report_data(con, week)), encoding="utf-8")
     written = [national]
-    provinces = [p for (p,) in con.execute(
-        "select distinct province_code from marts.institution_week_indicators where week = ? order by 1",
-        [week]).fetchall()]
-    for province in provinces:
+    for province in active_provinces(con, week):
         data = report_data(con, week, province)
         page = folder / f"{province}.html"
         page.write_text(render_html(data), encoding="utf-8")
