@@ -19,6 +19,7 @@ from models.backtest import BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
 from models.features import add_features, load_mart
+from models.labels import data_as_of
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
 SCORES_TABLE = "marts.institution_week_scores"
@@ -174,13 +175,19 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
 
 
 def drift_report(con: duckdb.DuckDBPyConnection, out, week: str | None = None) -> pd.DataFrame | None:
-    """PSI per indicator and on the score for `week` (default: the latest) against training; None without a model."""
+    """PSI per indicator and on the score for `week` against training; None without a model.
+
+    The default week is the latest complete one (ended by the last delivery): a week still being delivered
+    looks drifted only because it is partial.
+    """
     pointer = registry.current(out)
     if not pointer or not pointer["trained"]:
         return None
     meta = registry.metadata(out, pointer["model_version"])
     reference = meta["drift_reference"]
-    week = week or con.execute("select max(week) from marts.institution_week_indicators").fetchone()[0]
+    week = week or con.execute(
+        "select coalesce(max(week) filter (where week_end::date <= ?), max(week)) from marts.institution_week_indicators",
+        [data_as_of(con)]).fetchone()[0]
     mart, _ = load_mart(con)
     rows = mart[mart["week"] == week]
     scores = con.execute(f"select score from {SCORES_TABLE} where week = ?", [week]).df()["score"].to_numpy()
