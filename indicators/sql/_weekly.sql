@@ -131,31 +131,6 @@ break_weeks AS (
     FROM staging.bank_continuity_breaks AS b
     INNER JOIN ind_calendar AS c ON c.week = b.week
     GROUP BY ALL
-),
-activity AS (
-    -- all of the above in one row per institution and week, keyed like the grid
-    SELECT ind_grid_key(i.institution_no, c.week_no, c.n_weeks) AS k, a.*
-    FROM (
-        SELECT * FROM order_weeks
-        UNION ALL BY NAME SELECT * FROM consumption_weeks
-        UNION ALL BY NAME SELECT * FROM liability_weeks
-        UNION ALL BY NAME SELECT * FROM refund_request_weeks
-        UNION ALL BY NAME SELECT * FROM overdue_refund_weeks
-        UNION ALL BY NAME SELECT * FROM complaint_weeks
-        UNION ALL BY NAME SELECT * FROM open_complaint_weeks
-        UNION ALL BY NAME SELECT * FROM evaluation_weeks
-        UNION ALL BY NAME SELECT * FROM movement_weeks
-        UNION ALL BY NAME SELECT * FROM balance_weeks
-        UNION ALL BY NAME SELECT * FROM break_weeks
-    ) AS a
-    INNER JOIN ind_institutions AS i USING (institution_id)
-    INNER JOIN ind_calendar AS c USING (week_start)
-),
-activity_weeks AS (
-    -- each column comes from one of the CTEs above, which have one row per institution and week
-    SELECT k, max(COLUMNS(* EXCLUDE (k, institution_id, week_start)))
-    FROM activity
-    GROUP BY k
 )
 SELECT
     -- grid keys and the filing values the weekly indicators need
@@ -164,9 +139,37 @@ SELECT
     s.week_start,
     s.first_filed,
     s.reserve_required_fen,
-    -- weekly sums and counts, 0 when none; integers as BIGINT (sum() gives HUGEINT, slow in windows)
-    coalesce(COLUMNS(a.* EXCLUDE (k, consumed_fen, liability_settled_fen)), 0)::BIGINT,
-    coalesce(a.consumed_fen, 0) AS consumed_fen,
-    coalesce(a.liability_settled_fen, 0) AS liability_settled_fen
+    -- weekly sums and counts, 0 when none (BIGINT: sum() gives HUGEINT, slow in windows)
+    coalesce(o.orders, 0)::BIGINT AS orders,
+    coalesce(o.paid_fen, 0)::BIGINT AS paid_fen,
+    coalesce(o.list_price_fen, 0)::BIGINT AS list_price_fen,
+    coalesce(o.over_cap_orders, 0)::BIGINT AS over_cap_orders,
+    coalesce(c.consumptions, 0)::BIGINT AS consumptions,
+    coalesce(c.consumed_hours, 0)::BIGINT AS consumed_hours,
+    coalesce(c.consumed_fen, 0) AS consumed_fen,
+    coalesce(l.liability_settled_fen, 0) AS liability_settled_fen,
+    coalesce(rr.refund_requests, 0)::BIGINT AS refund_requests,
+    coalesce(ro.overdue_refunds_delta, 0)::BIGINT AS overdue_refunds_delta,
+    coalesce(cw.complaints, 0)::BIGINT AS complaints,
+    coalesce(cw.closure_keyword_complaints, 0)::BIGINT AS closure_keyword_complaints,
+    coalesce(oc.open_complaints_delta, 0)::BIGINT AS open_complaints_delta,
+    coalesce(e.stars, 0)::BIGINT AS stars,
+    coalesce(e.ratings, 0)::BIGINT AS ratings,
+    coalesce(m.movements, 0)::BIGINT AS movements,
+    coalesce(m.released_fen, 0)::BIGINT AS released_fen,
+    coalesce(m.reserve_net_fen, 0)::BIGINT AS reserve_net_fen,
+    coalesce(m.adjustment_out_fen, 0)::BIGINT AS adjustment_out_fen,
+    coalesce(bw.balance_change_fen, 0)::BIGINT AS balance_change_fen,
+    coalesce(br.continuity_breaks, 0)::BIGINT AS continuity_breaks
 FROM ind_state AS s
-LEFT JOIN activity_weeks AS a USING (k);
+LEFT JOIN order_weeks AS o USING (institution_id, week_start)
+LEFT JOIN consumption_weeks AS c USING (institution_id, week_start)
+LEFT JOIN liability_weeks AS l USING (institution_id, week_start)
+LEFT JOIN refund_request_weeks AS rr USING (institution_id, week_start)
+LEFT JOIN overdue_refund_weeks AS ro USING (institution_id, week_start)
+LEFT JOIN complaint_weeks AS cw USING (institution_id, week_start)
+LEFT JOIN open_complaint_weeks AS oc USING (institution_id, week_start)
+LEFT JOIN evaluation_weeks AS e USING (institution_id, week_start)
+LEFT JOIN movement_weeks AS m USING (institution_id, week_start)
+LEFT JOIN balance_weeks AS bw USING (institution_id, week_start)
+LEFT JOIN break_weeks AS br USING (institution_id, week_start);
