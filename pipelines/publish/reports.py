@@ -91,7 +91,10 @@ def report_data(con: duckdb.DuckDBPyConnection, week: str, province: str | None 
     dropped = con.execute(
         "select count(*) from marts.warning_drops where week = $week and ($province is null or province_code = $province)",
         {"week": week, "province": province}).fetchone()[0]
-    return ReportData(week, province, _query(con, "report_counts", params), _query(con, "report_trend", params),
+    counts = _query(con, "report_counts", params)
+    if province is None:  # officials read province names, not codes
+        counts["area"] = counts["area"].map(province_name_zh)
+    return ReportData(week, province, counts, _query(con, "report_trend", params),
                       _query(con, "report_money", params), reasons, listed.head(TOP_ROWS), dropped)
 
 
@@ -105,7 +108,8 @@ def figures(data: ReportData) -> list[tuple[str, go.Figure]]:
     by_area = go.Figure([go.Bar(name=TIER_ZH[t], marker_color=TIER_COLOURS[t],
                                 x=data.counts.loc[data.counts["tier"] == t, "area"],
                                 y=data.counts.loc[data.counts["tier"] == t, "listed"]) for t in TIERS])
-    by_area.update_layout(barmode="stack", xaxis_title=area_label, yaxis_title="预警机构数", xaxis_type="category")
+    by_area.update_layout(barmode="stack", xaxis_title=area_label, yaxis_title="预警机构数", xaxis_type="category",
+                          xaxis_categoryorder="total descending")
     trend = go.Figure([go.Scatter(name=TIER_ZH[t], mode="lines+markers", line_color=TIER_COLOURS[t],
                                   x=data.trend.loc[data.trend["tier"] == t, "week"],
                                   y=data.trend.loc[data.trend["tier"] == t, "listed"]) for t in TIERS])
