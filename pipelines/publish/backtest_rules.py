@@ -54,12 +54,13 @@ def rule_backtest(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> str:
     seen = closures[closures["institution_id"].isin(scored["institution_id"])]
     early = metrics.event_recall(scored, seen, window=(MIN_LEAD_WEEKS, metrics.LEAD_WINDOW[1]), selected_col="listed")
     leads = metrics.lead_times(scored, seen, selected_col="listed")
-    hits, k = int(precision["hits"].sum()), int(precision["k"].sum())
+    hits, k, positives = (int(precision[c].sum()) for c in ("hits", "k", "positives"))
     return "\n".join([
         "Rule-score backtest (truth: abnormal closures; hit = abnormal closure within 1-8 weeks)",
         precision[["province_code", "week", "n", "k", "hits", "positives", "precision"]].to_string(
             index=False, float_format="{:.3f}".format),
-        f"overall precision@k: {hits}/{k} = {hits / k if k else float('nan'):.3f}",
+        f"overall precision@k: {hits}/{k} = {hits / k if k else float('nan'):.3f} "
+        f"(positive institution-weeks in the top k: {hits}/{positives})",
         f"abnormal closures in the data: {len(seen)}; listed by the rules >= {MIN_LEAD_WEEKS} weeks before "
         f"closure (within {metrics.LEAD_WINDOW[1]}): {early:.1%}; "
         f"median lead of the first listing: {metrics.median_lead(leads):.1f} weeks",

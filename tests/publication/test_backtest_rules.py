@@ -32,7 +32,7 @@ def test_precision_and_early_listing_against_truth(warehouse, tmp_path):
     report = rule_backtest(warehouse, truth)
     # k = 5 of 6 each week; zero-point ties go by id, so Z is in the top 5 only in W03 (when flagged):
     # hits W01..W04 = 1, 1, 2, 1 -> 5 / 20.
-    assert "overall precision@k: 5/20 = 0.250" in report
+    assert "overall precision@k: 5/20 = 0.250 (positive institution-weeks in the top k: 5/8)" in report
     assert any(line.split()[1:] == ["2026-W03", "6", "5", "2", "2", "0.400"] for line in report.splitlines())
     # A listed 4 weeks ahead (W01), Z only 2 weeks ahead (W03): half early; median lead (4 + 2) / 2.
     assert "abnormal closures in the data: 2" in report
