@@ -3,8 +3,9 @@
 The SQL lives beside this file in `sql/`: four numbered steps (`_sources`, `_calendar`, `_state`,
 `_weekly`) build temporary tables over a dense grid of institutions x ISO weeks, then one SELECT per
 indicator (`sql/<name>.sql`, returning the grid key `k` and the value) becomes a temporary table of the
-same name, and the mart joins them all on `k`. Windows over the dense grid make "the 4 weeks ending at week end" a
-row frame, so the whole history is computed at once with no Python loop over institutions or weeks.
+same name, and the mart joins them all on `k`. Windows over the dense grid make "the 4 weeks ending at
+week end" a row frame, so the whole history is computed at once with no Python loop over institutions
+or weeks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ MART = "marts.institution_week_indicators"
 STEPS = ("_sources", "_calendar", "_state", "_weekly")
 TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_refunds", "ind_movements", "ind_complaints", "ind_evaluations",
-    "ind_filings", "ind_calendar", "ind_state", "ind_weekly", "ind_selected_weeks",
+    "ind_filings", "ind_calendar", "ind_institutions", "ind_state", "ind_weekly", "ind_selected_weeks",
 )
 IDENTITY_COLUMNS = (
     "institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name", "category", "mode",
@@ -67,21 +68,29 @@ def compute_institution_week_indicators(
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     _create_macros(con, as_of_delivery)
-    for step in STEPS:
-        con.execute(_sql(step))
-    if weeks is None:
-        con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT week FROM ind_calendar")
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks])
     try:
+        for step in STEPS:
+            con.execute(_sql(step))
+        if weeks is None:
+            con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT week FROM ind_calendar")
+        else:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks]
+            )
         _create_indicator_tables(con)
         select = mart_select()
         if weeks is None:
             con.execute(f"CREATE OR REPLACE TABLE {MART} AS {select}")
         else:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {MART} AS {select} LIMIT 0")
-            con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)")
-            con.execute(f"INSERT INTO {MART} BY NAME {select}")
+            con.begin()  # readers never see the replaced weeks half-written
+            try:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {MART} AS {select} LIMIT 0")
+                con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)")
+                con.execute(f"INSERT INTO {MART} BY NAME {select}")
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
         return con.execute(
             f"SELECT count(*) FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)"
         ).fetchone()[0]
