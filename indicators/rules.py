@@ -7,15 +7,16 @@ Three sources, combined per institution and week:
 - Threshold flags: every registry indicator beyond its province's yellow / orange / red cut-off
   (`indicators.registry.thresholds_for`).
 - A score: the model's calibrated probability from `marts.institution_week_scores` when the model has
-  scored the row; until then a transparent rule score, logistic(points − 5), where points add
-  `TIER_POINTS` (yellow 1, orange 2, red 3) over the threshold flags and the hard rules. The rule score is
+  scored the row; until then a transparent rule score, logistic(points − 6), where points add
+  `TIER_POINTS` (yellow 0.5, orange 1.5, red 3) over the threshold flags and the hard rules. The rule score is
   a ranking device, not a calibrated probability. The model's own fallback rows (`model_name =
   'rule_score'`, the same rule score) count as the rule score.
 
 Tier = the most severe of the hard-rule tiers and the score's tier under the cut-offs (`RULE_CUTOFFS` for
-the rule score, `MODEL_CUTOFFS` for the model's; both configurable). With the rule score one indicator alone
-reaches at most yellow (a young institution's ratios are noisy); red needs a hard rule or several strong
-signals (7 points, e.g. two red flags and a yellow one).
+the rule score, `MODEL_CUTOFFS` for the model's; both configurable). With the rule score no single indicator
+lists an institution (a young institution's ratios are noisy, and the registry's yellow cut-offs flag most
+institutions on something): yellow needs 6 points (e.g. two red flags), red 8; hard rules list on their own.
+On the demo data this lists about 7 % of institution-weeks, half of them through hard rules.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from indicators import registry
 HERE = Path(__file__).resolve().parent
 TIER_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
 SEVERITY_TIER = {v: k for k, v in TIER_SEVERITY.items()}
-TIER_POINTS = {"yellow": 1, "orange": 2, "red": 3}
+TIER_POINTS = {"yellow": 0.5, "orange": 1.5, "red": 3}
 TIER_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色"}
-RULE_SCORE_CENTRE = 5  # points at which the rule score is 0.5
+RULE_SCORE_CENTRE = 6  # points at which the rule score is 0.5
 SCORE_TABLE = "institution_week_scores"
 RULE_SCORE_MODEL_NAME = "rule_score"  # models.scoring writes the rule score under this name before training
 
@@ -57,7 +58,7 @@ class TierCutoffs:
         return None
 
 
-RULE_CUTOFFS = TierCutoffs(red=0.85, orange=0.45, yellow=0.11)  # 7, 5 and 3 points
+RULE_CUTOFFS = TierCutoffs(red=0.88, orange=0.73, yellow=0.5)  # 8, 7 and 6 points
 MODEL_CUTOFFS = TierCutoffs(red=0.5, orange=0.25, yellow=0.1)  # probability of abnormal closure in 8 weeks
 
 

@@ -45,7 +45,7 @@ def test_lists_per_province_and_national_with_changes(marts, tmp_path):
     assert result.written and result.revision == 1 and result.rows == {"11": 0, "44": 2}
     guangdong = read_csv(folder / "44.csv")
     assert [(r["rank"], r["institution_id"], r["tier"], r["change"]) for r in guangdong] == [
-        ("1", B, "red", "new"), ("2", A, "red", "tier_up")]  # B: hard 3 + threshold 3 points beats A: 3 + 2
+        ("1", B, "red", "new"), ("2", A, "red", "tier_up")]  # B: hard 3 + threshold 3 points beats A: 3 + 1.5
     assert "办学许可证距到期 -10 天" in guangdong[0]["reasons"] and "监管资金覆盖率低于 0.9" in guangdong[1]["reasons"]
     assert read_csv(folder / "11.csv") == []  # a province with nothing flagged still gets its (empty) list
     national = {r["institution_id"]: r for r in read_csv(folder / "all.csv")}
