@@ -109,7 +109,8 @@ def test_reports_html_embeds_plotly_once_and_pdf_text_matches_the_list(marts, tm
         assert "预警机构数" in html
     text = "".join("".join(page.extract_text() for page in PdfReader(folder / "44.pdf").pages).split())
     assert "广东省校外培训机构预收费风险预警周报" in text
-    listed = [r for r in read_csv(tmp_path / "warnings" / W10 / "44.csv")]
+    listed = [r for r in read_csv(tmp_path / "warnings" / W10 / "all.csv") if r["province_code"] == "44" and r["rank"]]
+    assert len(listed) == 2
     for row in listed:
         assert row["institution_id"] in text and row["name"] in text
     assert "红色预警2家" in text and "本周移出1家" in text
