@@ -22,7 +22,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         run(landing=Path(args.landing), out=Path(args.out),
-            warehouse=Path(args.warehouse) if args.warehouse else None, weeks=args.weeks)
+            warehouse=Path(args.warehouse) if args.warehouse else None, weeks=args.weeks,
+            all_reports=args.all_reports)
     except (LandingUnusable, settings.PiiKeyMissing) as exc:
         print(f"tutorwatch run: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True)
     run.add_argument("--warehouse", default=None, help="DuckDB file (default: OUT/warehouse.duckdb)")
     run.add_argument("--weeks", default=None, help="publish only these weeks, e.g. 2026-W01:2026-W20")
+    run.add_argument("--all-reports", action="store_true",
+                     help="write the HTML/PDF reports for every published week (default: the newest week only)")
     run.set_defaults(func=_cmd_run)
 
     dash = sub.add_parser("dashboard", help="serve the dashboard (development server)")

@@ -18,6 +18,7 @@ from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
 from tutorwatch import settings
 
 FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means anything
+REPORTS_ASSET = dg.AssetKey("weekly_reports")  # ~160 MB and ~30 s a week: by default only the newest week
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
@@ -56,8 +57,9 @@ def parse_week_range(spec: str | None) -> tuple[str, str] | None:
 def publishable_weeks(con, week_range: tuple[str, str] | None) -> list[str]:
     """Weeks of the indicators mart that ended before the last delivery.
 
-    Without a range: only from the 13th week after the first order or bank movement, because the model
-    and the trailing indicators need that much history.
+    Without a range: only from the 13th week after the first class or bank movement (orders may be
+    back-filled from before the platform's first delivery), because the model and the trailing
+    indicators need that much history.
     """
     rows = con.execute(
         f"""
@@ -65,7 +67,7 @@ def publishable_weeks(con, week_range: tuple[str, str] | None) -> list[str]:
         last_delivery as (select max(delivery_date) as d from ops.files where status = 'loaded'),
         first_activity as (
             select date_trunc('week', least(
-                (select min(paid_at) from staging.orders),
+                (select min(consumed_at) from staging.consumptions),
                 (select min(booked_at) from staging.account_movements)))::date as d
         )
         select week, week_start >= first_activity.d + interval {FIRST_WEEKS_SKIPPED} week as has_history
@@ -88,8 +90,11 @@ def _partitioned_keys(defs: dg.Definitions) -> tuple[set[dg.AssetKey], set[dg.As
 
 
 def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | None = None,
-        echo: Callable[[str], None] = print) -> list[str]:
-    """Process the landing directory; returns the published weeks. Raises LandingUnusable / PiiKeyMissing."""
+        all_reports: bool = False, echo: Callable[[str], None] = print) -> list[str]:
+    """Process the landing directory; returns the published weeks. Raises LandingUnusable / PiiKeyMissing.
+
+    Lists are published for every week; reports for the newest week only unless `all_reports`.
+    """
     started = time.monotonic()
     week_range = parse_week_range(weeks)
     n_files = check_landing(landing)
@@ -121,8 +126,10 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
          + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else ""))
     instance.add_dynamic_partitions(iso_week_partitions.name, to_publish)
     for i, week in enumerate(to_publish, 1):
-        echo(f"  publishing {week} ({i}/{len(to_publish)})")
-        result = dg.materialize(assets, selection=list(partitioned), resources=resources, instance=instance,
+        with_reports = all_reports or i == len(to_publish)
+        selection = partitioned if with_reports else partitioned - {REPORTS_ASSET}
+        echo(f"  publishing {week} ({i}/{len(to_publish)}){' with reports' if with_reports else ''}")
+        result = dg.materialize(assets, selection=list(selection), resources=resources, instance=instance,
                                 partition_key=week)
         if not result.success:
             raise RuntimeError(f"publication of {week} failed; see the log above")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from conftest import add_rows
+from publication_fixtures import add_rows
 
 from pipelines.publish.backtest_rules import rule_backtest
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from conftest import add_rows
+from publication_fixtures import add_rows
 
 from pipelines.defs.publication.assets import (
     newest_complete_week, warning_lists, warnings, weekly_publication_schedule, weekly_reports,

@@ -7,7 +7,7 @@ import io
 import shutil
 
 import pytest
-from conftest import add_rows
+from publication_fixtures import add_rows
 from openpyxl import load_workbook
 from pypdf import PdfReader
 

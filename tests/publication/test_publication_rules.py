@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import add_rows
+from publication_fixtures import add_rows
 
 from indicators.rules import build_warnings, rule_score
 
