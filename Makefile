@@ -28,6 +28,7 @@ system-deps:
 demo: install .env
 	$(BIN)/tutorwatch generate --scale demo --out $(DEMO_DIR)
 	$(BIN)/tutorwatch run --landing $(DEMO_DIR)/landing --out $(OUT)
+	$(BIN)/tutorwatch rule-backtest --warehouse $(OUT)/warehouse.duckdb --truth $(DEMO_DIR)/truth
 
 test: install
 	$(BIN)/pytest

@@ -43,6 +43,15 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return backtest_main(warehouse=Path(args.warehouse), truth=Path(args.truth), out=Path(args.out))
 
 
+def _cmd_rule_backtest(args: argparse.Namespace) -> int:
+    from pipelines.publish.backtest_rules import rule_backtest
+    from pipelines.warehouse import connect
+
+    with connect(Path(args.warehouse), read_only=True) as con:
+        print(rule_backtest(con, Path(args.truth)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tutorwatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--truth", required=True)
     bt.add_argument("--out", required=True)
     bt.set_defaults(func=_cmd_backtest)
+
+    rbt = sub.add_parser("rule-backtest", help="how the transparent rule score alone fares against the truth")
+    rbt.add_argument("--warehouse", required=True)
+    rbt.add_argument("--truth", required=True)
+    rbt.set_defaults(func=_cmd_rule_backtest)
     return parser
 
 

@@ -44,7 +44,11 @@ def abnormal_closures(truth_dir: Path) -> pd.DataFrame:
 
 
 def rule_backtest(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> str:
-    """A plain-text report: precision@k per province-week, overall, and the early-listing share."""
+    """A plain-text report: precision@k per province-week, overall, and the early-listing share.
+
+    Only province-weeks with an abnormal closure ahead are listed row by row (elsewhere precision is 0 by
+    construction); the rest are summed per province.
+    """
     scored = rule_scores(con)
     closures = abnormal_closures(truth_dir)
     dated = scored.merge(closures[["institution_id", "closure_date"]], on="institution_id", how="left")
@@ -55,10 +59,15 @@ def rule_backtest(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> str:
     early = metrics.event_recall(scored, seen, window=(MIN_LEAD_WEEKS, metrics.LEAD_WINDOW[1]), selected_col="listed")
     leads = metrics.lead_times(scored, seen, selected_col="listed")
     hits, k, positives = (int(precision[c].sum()) for c in ("hits", "k", "positives"))
+    by_province = precision.groupby("province_code")[["k", "hits", "positives"]].sum()
+    by_province["precision"] = by_province["hits"] / by_province["k"]
     return "\n".join([
         "Rule-score backtest (truth: abnormal closures; hit = abnormal closure within 1-8 weeks)",
-        precision[["province_code", "week", "n", "k", "hits", "positives", "precision"]].to_string(
+        precision.loc[precision["positives"] > 0,
+                      ["province_code", "week", "n", "k", "hits", "positives", "precision"]].to_string(
             index=False, float_format="{:.3f}".format),
+        "per province (all weeks):",
+        by_province.to_string(float_format="{:.3f}".format),
         f"overall precision@k: {hits}/{k} = {hits / k if k else float('nan'):.3f} "
         f"(positive institution-weeks in the top k: {hits}/{positives})",
         f"abnormal closures in the data: {len(seen)}; listed by the rules >= {MIN_LEAD_WEEKS} weeks before "
