@@ -1,11 +1,16 @@
 """The code location: every asset, check, job and schedule under pipelines/defs, with the resources."""
 
+import warnings
+
 import dagster as dg
 
 from pipelines import defs as defs_package
 from pipelines.resources import default_resources
 
-defs = dg.Definitions.merge(
-    dg.load_definitions_from_package_module(defs_package),
-    dg.Definitions(resources=default_resources()),
-)
+with warnings.catch_warnings():
+    # Package-module loading is marked "preview"; the warning would open every `tutorwatch run`.
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    defs = dg.Definitions.merge(
+        dg.load_definitions_from_package_module(defs_package),
+        dg.Definitions(resources=default_resources()),
+    )
