@@ -18,6 +18,7 @@ from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
 from tutorwatch import settings
 
 FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means anything
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
 REPORTS_ASSET = dg.AssetKey("weekly_reports")  # ~160 MB and ~30 s a week: by default only the newest week
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
@@ -115,7 +116,8 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
 
     echo(f"tutorwatch: {n_files} delivery files in {landing}; warehouse {warehouse}")
     echo(f"[1/2] ingest, contracts, indicators, model and warnings ({len(unpartitioned)} assets)")
-    result = dg.materialize(assets, selection=list(unpartitioned), resources=resources, instance=instance)
+    result = dg.materialize(assets, selection=list(unpartitioned), resources=resources, instance=instance,
+                            run_config=QUIET_LOGS)
     if not result.success:
         raise RuntimeError("the warehouse run failed; see the log above")
 
@@ -130,7 +132,7 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
         selection = partitioned if with_reports else partitioned - {REPORTS_ASSET}
         echo(f"  publishing {week} ({i}/{len(to_publish)}){' with reports' if with_reports else ''}")
         result = dg.materialize(assets, selection=list(selection), resources=resources, instance=instance,
-                                partition_key=week)
+                                partition_key=week, run_config=QUIET_LOGS)
         if not result.success:
             raise RuntimeError(f"publication of {week} failed; see the log above")
 
