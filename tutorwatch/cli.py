@@ -52,6 +52,17 @@ def _cmd_rule_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_public_lists(args: argparse.Namespace) -> int:
+    import os
+
+    from dashboards.lists import publish_public_lists
+
+    written = publish_public_lists(os.environ.get(settings.ENV_CASES_URL), Path(args.warehouse), Path(args.out))
+    for name, info in written.items():
+        print(f"{name}: {info}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tutorwatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     rbt.add_argument("--warehouse", required=True)
     rbt.add_argument("--truth", required=True)
     rbt.set_defaults(func=_cmd_rule_backtest)
+
+    pub = sub.add_parser("public-lists", help="publish the black and white lists (no personal data) from cases")
+    pub.add_argument("--warehouse", default=str(settings.DEFAULT_OUT / "warehouse.duckdb"))
+    pub.add_argument("--out", default=str(settings.DEFAULT_OUT))
+    pub.set_defaults(func=_cmd_public_lists)
     return parser
 
 
