@@ -110,19 +110,25 @@ def _consumptions(o: Orders, sess: Sessions, iid, order_id, ctx: Context, cal: C
     return t.set_column(t.num_columns - 1, "_bad", pa.array(bad, pa.string()))
 
 
-def _refunds(o: Orders, ref, iid, order_id, cal: Calendar, chunk: int, rng) -> pa.Table:
-    """Each request is delivered again whenever its state changes (decision, payment): corrections."""
-    n = len(ref.order)
-    r = np.arange(n)
-    decided = np.flatnonzero(ref.decided_sec != NONE)
-    paid = np.flatnonzero(ref.paid_sec != NONE)
-    idx = np.r_[r, decided, paid]
-    sec = np.r_[ref.requested_sec, ref.decided_sec[decided], ref.paid_sec[paid]]
-    stage = np.r_[np.zeros(n, int), np.ones(len(decided), int), np.full(len(paid), 2)]
+def _state_deliveries(cal: Calendar, rng, first_sec, *later_secs):
+    """Rows delivered once per state they reach: stage 0 at `first_sec`, stage k at `later_secs[k-1]` where set.
+
+    Returns the row index, the stage and the delivery of each delivered version (only those before the end).
+    """
+    n = len(first_sec)
+    reached = [np.flatnonzero(s != NONE) for s in later_secs]
+    idx = np.concatenate([np.arange(n), *reached])
+    sec = np.concatenate([first_sec, *(s[r] for s, r in zip(later_secs, reached, strict=True))])
+    stage = np.concatenate([np.zeros(n, int), *(np.full(len(r), k, int) for k, r in enumerate(reached, 1))])
     live = sec < cal.end_day * DAY
     idx, sec, stage = idx[live], sec[live], stage[live]
     sel, dlv = delivery_weeks(cal, idx, sec, rng)
-    j, st = idx[sel], stage[sel]
+    return idx[sel], stage[sel], dlv
+
+
+def _refunds(o: Orders, ref, iid, order_id, cal: Calendar, chunk: int, rng) -> pa.Table:
+    """Each request is delivered again whenever its state changes (decision, payment): corrections."""
+    j, st, dlv = _state_deliveries(cal, rng, ref.requested_sec, ref.decided_sec, ref.paid_sec)
     decision = np.where(ref.approved[j], "approved", "rejected")
     status = np.where(st == 2, "paid", np.where(st == 1, decision, "requested"))
     return table(FEEDS["refunds"], {
@@ -148,17 +154,7 @@ def _evaluations(o: Orders, sess: Sessions, ctx: Context, iid, order_id, cal: Ca
 def _complaints(inst, o: Orders, ctx: Context, iid, order_id, cal: Calendar, chunk: int, rng):
     """Each complaint is delivered when received, and again when answered and when closed."""
     c = draw_complaints(inst, o, ctx, cal, rng)
-    n = len(c.inst)
-    r = np.arange(n)
-    responded = np.flatnonzero(c.responded_sec != NONE)
-    closed = np.flatnonzero(c.closed_sec != NONE)
-    idx = np.r_[r, responded, closed]
-    sec = np.r_[c.received_sec, c.responded_sec[responded], c.closed_sec[closed]]
-    stage = np.r_[np.zeros(n, int), np.ones(len(responded), int), np.full(len(closed), 2)]
-    live = sec < cal.end_day * DAY
-    idx, sec, stage = idx[live], sec[live], stage[live]
-    sel, dlv = delivery_weeks(cal, idx, sec, rng)
-    j, st = idx[sel], stage[sel]
+    j, st, dlv = _state_deliveries(cal, rng, c.received_sec, c.responded_sec, c.closed_sec)
     status = np.where(st == 2, c.outcome[j], np.where(st == 1, "responded", "open"))
     oid = _optional_order_ids(order_id, c.order[j])
     texts = np.array(c.text, dtype=object)
