@@ -17,7 +17,6 @@ ENV_MEMORY_LIMIT = "TUTORWATCH_MEMORY_LIMIT"
 ENV_CASES_URL = "TUTORWATCH_CASES_URL"
 
 DEFAULT_OUT = Path("out")
-DEFAULT_LANDING = Path("data/landing")
 
 
 class PiiKeyMissing(RuntimeError):
