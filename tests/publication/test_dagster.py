@@ -9,8 +9,9 @@ import dagster as dg
 from publication_fixtures import add_rows
 
 from pipelines.defs.publication.assets import (
-    newest_complete_week, warning_lists, warnings, weekly_publication_schedule, weekly_reports,
+    newest_complete_week, warning_lists, weekly_publication_schedule, weekly_reports,
 )
+from pipelines.defs.publication.warnings import warnings
 from pipelines.partitions import iso_week_partitions
 from pipelines.resources import FoldersResource, WarehouseResource
 from pipelines.warehouse import connect

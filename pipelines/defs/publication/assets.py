@@ -1,11 +1,10 @@
-"""Publication assets: thin wrappers around `indicators.rules` and `pipelines.publish`."""
+"""Publication assets: thin wrappers around `pipelines.publish` (the warnings mart is in warnings.py)."""
 
 import os
 from datetime import datetime, timedelta
 
 import dagster as dg
 
-from indicators.rules import build_warnings
 from pipelines.partitions import iso_week_partitions
 from pipelines.publish import publish_week, write_reports
 from pipelines.resources import FoldersResource, WarehouseResource
@@ -13,27 +12,13 @@ from pipelines.resources import FoldersResource, WarehouseResource
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 PUBLICATION_TZ = "Asia/Shanghai"
-
-
-@dg.asset(
-    group_name="publication",
-    kinds={"duckdb"},
-    deps=[dg.AssetKey("institution_week_indicators"), dg.AssetKey("institution_week_scores")],
-    description="marts.warnings (listed institution-weeks with tier, score, reasons, change) and warning_drops.",
-)
-def warnings(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    """Every week is rebuilt: late rows and a new model change past weeks' tiers and changes."""
-    with duckdb.get_connection() as con:
-        rows = build_warnings(con)
-        by_tier = dict(con.execute("select tier, count(*) from marts.warnings group by tier").fetchall())
-        drops = con.execute("select count(*) from marts.warning_drops").fetchone()[0]
-    return dg.MaterializeResult(metadata={"rows": rows, "drops": drops, **{f"rows_{t}": n for t, n in by_tier.items()}})
+WARNINGS = dg.AssetKey("warnings")  # pipelines/defs/publication/warnings.py
 
 
 @dg.asset(
     group_name="publication",
     partitions_def=iso_week_partitions,
-    deps=[warnings],
+    deps=[WARNINGS],
     kinds={"csv", "excel"},
     description="Per-province warning lists <out>/warnings/<week>/ (immutable; changes go to revN/).",
 )
@@ -50,7 +35,7 @@ def warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
 @dg.asset(
     group_name="publication",
     partitions_def=iso_week_partitions,
-    deps=[warnings],
+    deps=[WARNINGS],
     kinds={"html", "pdf"},
     description="National and provincial weekly reports <out>/reports/<week>/ (HTML with plotly, PDF).",
 )
