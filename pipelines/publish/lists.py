@@ -1,9 +1,14 @@
 """Weekly warning lists: `<out>/warnings/<week>/<province>.csv|.xlsx` and `all.csv`.
 
 A published list is a point-in-time snapshot an official may already have acted on, so it never changes.
-Publishing again with identical content writes nothing; with different content (late rows changed the
-indicators) it writes a complete new revision in `<week>/rev2/`, `rev3/` … and leaves the earlier ones
-untouched. The CSV files are the content that is compared; each revision has a `manifest.json`.
+Each list (a province's, or the national `all.csv`) is published on its own, so that the (week, province)
+partitions can run in parallel without touching each other's files. Publishing a list again with
+identical CSV content writes nothing; with different content (late rows changed the indicators) it writes
+that list's next revision into `<week>/rev2/`, `rev3/` … and leaves the earlier ones untouched.
+
+`<week>/<list>.manifest.json` records a list's revisions (sha256 of every file) and the build of the week
+(`ops.week_builds.built_at`) it was last published from; it is the commit point: a list file whose
+revision the manifest does not name is the leftover of an interrupted run and is simply rewritten.
 
 Every province with active institutions that week gets a file, with only the header when nothing is
 flagged: an official can then tell "nothing to inspect" from "the list did not arrive".
@@ -15,8 +20,8 @@ import csv
 import hashlib
 import io
 import json
-import shutil
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +32,9 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from indicators.rules import TIER_ZH
+from pipelines.publish.files import write_atomic
 
+NATIONAL = "all"  # the national list's name beside the province codes
 LIST_COLUMNS = ("rank", "institution_id", "name", "county_code", "tier", "score", "reasons", "change",
                 "previous_tier")
 NATIONAL_COLUMNS = LIST_COLUMNS + ("province_code",)
@@ -46,23 +53,26 @@ TIER_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8"}
 @dataclass
 class PublishResult:
     week: str
+    name: str  # province code, or NATIONAL
     revision: int
-    directory: Path
+    directory: Path  # the folder of that revision
     written: bool  # False when the same content was already published
-    rows: dict[str, int] = field(default_factory=dict)  # listed rows per province
+    rows: int  # listed rows (without the dropped ones)
 
 
-def _listed(con: duckdb.DuckDBPyConnection, week: str) -> pd.DataFrame:
+def _listed(con: duckdb.DuckDBPyConnection, week: str, province: str | None) -> pd.DataFrame:
     return con.execute(
         """select province_code, rank, institution_id, name, county_code, tier, printf('%.4f', score) as score,
                   reasons_zh as reasons, change, previous_tier
-           from marts.warnings where week = ? order by province_code, rank""", [week]).df()
+           from marts.warnings where week = $week and ($province is null or province_code = $province)
+           order by province_code, rank""", {"week": week, "province": province}).df()
 
 
-def _dropped(con: duckdb.DuckDBPyConnection, week: str) -> pd.DataFrame:
+def _dropped(con: duckdb.DuckDBPyConnection, week: str, province: str | None) -> pd.DataFrame:
     frame = con.execute(
         """select province_code, institution_id, name, county_code, previous_tier, still_active
-           from marts.warning_drops where week = ? order by province_code, institution_id""", [week]).df()
+           from marts.warning_drops where week = $week and ($province is null or province_code = $province)
+           order by province_code, institution_id""", {"week": week, "province": province}).df()
     frame["reasons"] = [
         f"上周{TIER_ZH[t]}预警,本周未达预警条件" if active else f"上周{TIER_ZH[t]}预警,本周已不在活跃机构名录(停业或注销)"
         for t, active in zip(frame["previous_tier"], frame["still_active"], strict=True)]
@@ -85,12 +95,10 @@ def _csv_bytes(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def render_csvs(listed: pd.DataFrame, dropped: pd.DataFrame, provinces: list[str]) -> dict[str, bytes]:
-    """The content of a week's publication: one CSV per province and all.csv (listed rows, then drops)."""
-    files = {f"{p}.csv": _csv_bytes(listed[listed["province_code"] == p], LIST_COLUMNS) for p in provinces}
+def national_csv(listed: pd.DataFrame, dropped: pd.DataFrame) -> bytes:
+    """all.csv: every province's listed rows, then the rows dropped since last week."""
     national = pd.concat([listed, dropped], ignore_index=True).astype({"rank": "Int64"})
-    files["all.csv"] = _csv_bytes(national, NATIONAL_COLUMNS)
-    return files
+    return _csv_bytes(national, NATIONAL_COLUMNS)
 
 
 def _sheet(ws, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
@@ -122,52 +130,117 @@ def _sheet(ws, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
         ws.column_dimensions[get_column_letter(i)].width = WIDTHS[name]
 
 
-def _write_xlsx(path: Path, listed: pd.DataFrame, dropped: pd.DataFrame) -> None:
+def _xlsx_bytes(listed: pd.DataFrame, dropped: pd.DataFrame) -> bytes:
     workbook = Workbook()
     _sheet(workbook.active, listed, LIST_COLUMNS)
     workbook.active.title = "预警名单"
     _sheet(workbook.create_sheet("本周移出"), dropped, DROP_COLUMNS)
-    workbook.save(path)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
 
 
-def revisions(week_dir: Path) -> list[tuple[int, Path]]:
-    """Published revisions of a week, oldest first: (1, week_dir), (2, week_dir/'rev2'), …"""
-    if not (week_dir / "manifest.json").exists():
-        return []
-    found = [(int(p.name[3:]), p) for p in week_dir.glob("rev*") if p.name[3:].isdigit()]
-    return [(1, week_dir), *sorted(found)]
+def revision_dir(week_dir: Path, revision: int) -> Path:
+    """Revision 1 lives in the week folder itself, later ones in `rev2/`, `rev3/` …"""
+    return week_dir if revision == 1 else week_dir / f"rev{revision}"
 
 
-def _published_csvs(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in directory.glob("*.csv")}
+def manifest_path(out: Path, week: str, name: str) -> Path:
+    return Path(out) / "warnings" / week / f"{name}.manifest.json"
 
 
-def publish_week(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> PublishResult:
-    """Publish the week's lists under `<out>/warnings/<week>/` (or a new `revN/`); never touch what exists."""
-    listed, dropped, provinces = _listed(con, week), _dropped(con, week), active_provinces(con, week)
-    files = render_csvs(listed, dropped, provinces)
-    rows = {p: int((listed["province_code"] == p).sum()) for p in provinces}
+def read_manifest(out: Path, week: str, name: str) -> dict | None:
+    path = manifest_path(out, week, name)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def newest_list(out: Path, week: str, name: str) -> Path | None:
+    """The CSV of the newest published revision of a list, None when it was never published."""
+    manifest = read_manifest(out, week, name)
+    if not manifest:
+        return None
+    return revision_dir(Path(out) / "warnings" / week, manifest["revisions"][-1]["revision"]) / f"{name}.csv"
+
+
+def week_builds(con: duckdb.DuckDBPyConnection) -> dict[str, datetime] | None:
+    """`ops.week_builds` (when each week's warnings were last rebuilt); None where the table does not exist."""
+    exists = con.execute("select count(*) from information_schema.tables "
+                         "where table_schema = 'ops' and table_name = 'week_builds'").fetchone()[0]
+    return dict(con.execute("select week, built_at from ops.week_builds").fetchall()) if exists else None
+
+
+def is_stale(manifest: dict | None, built_at: datetime | None) -> bool:
+    """Publish when never published, when the build is unknown, or when the week was rebuilt since."""
+    if manifest is None or built_at is None or manifest.get("built_at") is None:
+        return True
+    return datetime.fromisoformat(manifest["built_at"]) < built_at
+
+
+def _publish(out: Path, week: str, name: str, content: bytes, extra: Callable[[], dict[str, bytes]],
+             rows: int, built_at: datetime | None) -> PublishResult:
+    """Compare `<name>.csv` with the newest revision; write the next revision only when it differs."""
     week_dir = Path(out) / "warnings" / week
-    published = revisions(week_dir)
-    if published and _published_csvs(published[-1][1]) == files:
-        return PublishResult(week, published[-1][0], published[-1][1], written=False, rows=rows)
+    manifest = read_manifest(out, week, name) or {"week": week, "list": name, "built_at": None, "revisions": []}
+    newest = manifest["revisions"][-1] if manifest["revisions"] else None
+    csv_name = f"{name}.csv"
+    written = newest is None or newest["sha256"][csv_name] != hashlib.sha256(content).hexdigest()
+    if written:
+        revision = newest["revision"] + 1 if newest else 1
+        files = {csv_name: content, **extra()}
+        for file_name, data in files.items():
+            write_atomic(revision_dir(week_dir, revision) / file_name, data)
+        manifest["revisions"].append({
+            "revision": revision, "rows": rows,
+            "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sha256": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items())}})
+    built = built_at.isoformat() if built_at else None
+    if written or manifest["built_at"] != built:
+        manifest["built_at"] = built
+        write_atomic(manifest_path(out, week, name),
+                     json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+    revision = manifest["revisions"][-1]["revision"]
+    return PublishResult(week, name, revision, revision_dir(week_dir, revision), written, rows)
 
-    revision = published[-1][0] + 1 if published else 1
-    target = week_dir / f"rev{revision}" if published else week_dir
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name, content in files.items():
-        (staging / name).write_bytes(content)
-        if name != "all.csv":
-            province = name[:-4]
-            _write_xlsx(staging / f"{province}.xlsx", listed[listed["province_code"] == province],
-                        dropped[dropped["province_code"] == province])
-    manifest = {"week": week, "revision": revision, "supersedes": revision - 1 or None,
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "sha256": {n: hashlib.sha256(c).hexdigest() for n, c in sorted(files.items())}}
-    (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    if target.exists():  # revision 1 only: a folder without manifest is an interrupted, unpublished attempt
-        shutil.rmtree(target)
-    staging.rename(target)
-    return PublishResult(week, revision, target, written=True, rows=rows)
+
+def _built_at(con: duckdb.DuckDBPyConnection, week: str) -> datetime | None:
+    return (week_builds(con) or {}).get(week)
+
+
+def publish_province(con: duckdb.DuckDBPyConnection, out: Path, week: str, province: str) -> PublishResult | None:
+    """One province's list of the week (CSV + XLSX); None when the province had no active institution."""
+    if province not in active_provinces(con, week):
+        return None
+    listed = _listed(con, week, province)
+    return _publish(out, week, province, _csv_bytes(listed, LIST_COLUMNS),
+                    lambda: {f"{province}.xlsx": _xlsx_bytes(listed, _dropped(con, week, province))},
+                    len(listed), _built_at(con, week))
+
+
+def publish_national(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> PublishResult:
+    """all.csv of the week: the country's listed rows plus the dropped ones."""
+    listed = _listed(con, week, None)
+    return _publish(out, week, NATIONAL, national_csv(listed, _dropped(con, week, None)), dict, len(listed),
+                    _built_at(con, week))
+
+
+def publish_week(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> dict[str, PublishResult]:
+    """Every list of the week, one after the other (the partitioned assets publish them one at a time)."""
+    results = {p: publish_province(con, out, week, p) for p in active_provinces(con, week)}
+    results[NATIONAL] = publish_national(con, out, week)
+    return results
+
+
+def stale_lists(con: duckdb.DuckDBPyConnection, out: Path, weeks: Iterable[str]) -> list[tuple[str, str]]:
+    """(week, list) pairs to publish: never published, or the week was rebuilt after their publication.
+
+    Lists are every active province of the week plus NATIONAL; without `ops.week_builds` all of them.
+    """
+    weeks = list(weeks)
+    if not weeks:
+        return []
+    builds = week_builds(con) or {}
+    active = con.execute(
+        "select distinct week, province_code from marts.institution_week_indicators "
+        "where list_contains($weeks, week) order by 1, 2", {"weeks": weeks}).fetchall()
+    names = [*active, *((w, NATIONAL) for w in weeks)]
+    return sorted((w, n) for w, n in names if is_stale(read_manifest(out, w, n), builds.get(w)))

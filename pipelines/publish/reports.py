@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from data_contracts.regions import province_name_zh
 from indicators import registry
 from indicators.rules import TIER_ZH
+from pipelines.publish.files import write_atomic
 from pipelines.publish.lists import CHANGE_ZH, active_provinces
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -214,21 +215,35 @@ def render_pdf_html(data: ReportData) -> str:
     return _page(data, body)
 
 
-def write_reports(con: duckdb.DuckDBPyConnection, out: Path, week: str, pdf: bool = True) -> list[Path]:
-    """National HTML, and per province with active institutions an HTML and (with `pdf`) a PDF report."""
+def _folder(out: Path, week: str) -> Path:
+    return Path(out) / "reports" / week
+
+
+def write_national_report(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> Path:
+    """`<out>/reports/<week>/national.html`."""
+    path = _folder(out, week) / "national.html"
+    write_atomic(path, render_html(report_data(con, week)).encode("utf-8"))
+    return path
+
+
+def write_province_report(con: duckdb.DuckDBPyConnection, out: Path, week: str, province: str,
+                          pdf: bool = True) -> list[Path]:
+    """`<province>.html` and (with `pdf`) `<province>.pdf`; nothing when the province had no active institution."""
+    if province not in active_provinces(con, week):
+        return []
+    data = report_data(con, week, province)
+    page = _folder(out, week) / f"{province}.html"
+    write_atomic(page, render_html(data).encode("utf-8"))
+    if not pdf:
+        return [page]
     from weasyprint import HTML  # heavy import, only where PDFs are made
 
-    folder = Path(out) / "reports" / week
-    folder.mkdir(parents=True, exist_ok=True)
-    national = folder / "national.html"
-    national.write_text(render_html(report_data(con, week)), encoding="utf-8")
-    written = [national]
-    for province in active_provinces(con, week):
-        data = report_data(con, week, province)
-        page = folder / f"{province}.html"
-        page.write_text(render_html(data), encoding="utf-8")
-        written.append(page)
-        if pdf:
-            HTML(string=render_pdf_html(data)).write_pdf(folder / f"{province}.pdf")
-            written.append(folder / f"{province}.pdf")
-    return written
+    document = page.with_suffix(".pdf")
+    write_atomic(document, HTML(string=render_pdf_html(data)).write_pdf())
+    return [page, document]
+
+
+def write_reports(con: duckdb.DuckDBPyConnection, out: Path, week: str, pdf: bool = True) -> list[Path]:
+    """The national report and every active province's, one after the other."""
+    return [write_national_report(con, out, week),
+            *(path for p in active_provinces(con, week) for path in write_province_report(con, out, week, p, pdf))]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import shutil
 
 import pytest
@@ -12,7 +14,8 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from indicators.rules import build_warnings
-from pipelines.publish import publish_week, write_reports
+from pipelines.publish import newest_list, publish_province, publish_week, stale_lists, write_reports
+from pipelines.publish.files import write_atomic
 
 A, B, C, D = ("91440104MA5AAAAA1A", "91440104MA5BBBBB1B", "91440104MA5CCCCC1C", "91110105MA5DDDDD1D")
 W09, W10 = "2026-W09", "2026-W10"
@@ -40,9 +43,10 @@ def read_csv(path):
 
 
 def test_lists_per_province_and_national_with_changes(marts, tmp_path):
-    result = publish_week(marts, tmp_path, W10)
+    results = publish_week(marts, tmp_path, W10)
     folder = tmp_path / "warnings" / W10
-    assert result.written and result.revision == 1 and result.rows == {"11": 0, "44": 2}
+    assert {n: (r.written, r.revision, r.rows) for n, r in results.items()} == {
+        "11": (True, 1, 0), "44": (True, 1, 2), "all": (True, 1, 2)}
     guangdong = read_csv(folder / "44.csv")
     assert [(r["rank"], r["institution_id"], r["tier"], r["change"]) for r in guangdong] == [
         ("1", B, "red", "new"), ("2", A, "red", "tier_up")]  # B: hard 3 + threshold 3 points beats A: 3 + 1.5
@@ -52,6 +56,24 @@ def test_lists_per_province_and_national_with_changes(marts, tmp_path):
     assert set(national) == {A, B, C}
     assert (national[C]["change"], national[C]["previous_tier"], national[C]["tier"]) == ("dropped", "orange", "")
     assert national[A]["province_code"] == "44" and national[A]["previous_tier"] == "orange"
+
+
+def test_a_province_without_active_institutions_gets_no_list(marts, tmp_path):
+    assert publish_province(marts, tmp_path, W10, "31") is None
+    assert publish_province(marts, tmp_path, W09, "11") is None  # Beijing's D is active in W10 only
+    assert not (tmp_path / "warnings" / W10 / "31.csv").exists()
+
+
+def test_manifest_records_each_file_of_the_revision(marts, tmp_path):
+    publish_week(marts, tmp_path, W10)
+    folder = tmp_path / "warnings" / W10
+    manifest = json.loads((folder / "44.manifest.json").read_text(encoding="utf-8"))
+    assert [r["revision"] for r in manifest["revisions"]] == [1]
+    assert manifest["revisions"][0]["sha256"] == {
+        n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in ("44.csv", "44.xlsx")}
+    assert manifest["revisions"][0]["rows"] == 2 and manifest["built_at"] is None  # no ops.week_builds here
+    assert newest_list(tmp_path, W10, "44") == folder / "44.csv"
+    assert newest_list(tmp_path, W09, "44") is None
 
 
 def test_xlsx_has_chinese_headers_frozen_header_and_filter_and_matches_all_csv(marts, tmp_path):
@@ -77,22 +99,76 @@ def test_republishing_identical_content_changes_nothing(marts, tmp_path):
     before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     again = publish_week(marts, tmp_path, W10)
     after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert not again.written and again.revision == 1
+    assert {n: (r.written, r.revision) for n, r in again.items()} == {"11": (False, 1), "44": (False, 1), "all": (False, 1)}
     assert after == before
 
 
-def test_late_rows_make_a_new_revision_and_keep_the_original(marts, tmp_path):
+def test_late_rows_make_a_new_revision_of_the_changed_lists_only(marts, tmp_path):
     publish_week(marts, tmp_path, W10)
     folder = tmp_path / "warnings" / W10
-    original = {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file()}
+    original = {p.name: p.read_bytes() for p in folder.glob("*.*") if not p.name.endswith(".manifest.json")}
     marts.execute("update marts.institution_week_indicators set coverage_ratio = 0.2 where institution_id = ?", [D])
     build_warnings(marts)
     second = publish_week(marts, tmp_path, W10)
-    assert (second.written, second.revision, second.directory) == (True, 2, folder / "rev2")
-    assert {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file()} == original
+    assert {n: (r.written, r.revision) for n, r in second.items()} == {
+        "11": (True, 2), "44": (False, 1), "all": (True, 2)}  # Guangdong's list did not change
+    assert second["11"].directory == folder / "rev2"
+    assert {p.name: p.read_bytes() for p in folder.glob("*.*") if not p.name.endswith(".manifest.json")} == original
+    assert {p.name for p in (folder / "rev2").iterdir()} == {"11.csv", "11.xlsx", "all.csv"}
     assert [r["institution_id"] for r in read_csv(folder / "rev2" / "11.csv")] == [D]
-    assert publish_week(marts, tmp_path, W10).written is False  # the same late content again: no rev3
+    assert newest_list(tmp_path, W10, "11") == folder / "rev2" / "11.csv"
+    assert [r["revision"] for r in json.loads((folder / "11.manifest.json").read_text())["revisions"]] == [1, 2]
+    assert not any(r.written for r in publish_week(marts, tmp_path, W10).values())  # same late content: no rev3
     assert not (folder / "rev3").exists()
+
+
+def test_leftovers_of_a_killed_run_are_replaced_and_leave_no_temp_files(marts, tmp_path):
+    """A file without a manifest entry was never published: the rerun writes the real content over it."""
+    folder = tmp_path / "warnings" / W10
+    folder.mkdir(parents=True)
+    (folder / "44.csv").write_bytes(b"half a li")
+    (folder / ".44.xlsx.abc.partial").write_bytes(b"junk")  # a temp file the kill left behind
+    result = publish_province(marts, tmp_path, W10, "44")
+    assert (result.written, result.revision) == (True, 1)
+    assert [r["institution_id"] for r in read_csv(folder / "44.csv")] == [B, A]
+    assert not list(folder.glob(".44.csv.*"))
+
+
+def test_a_failed_write_keeps_the_previous_file_whole(tmp_path, monkeypatch):
+    target = tmp_path / "44.csv"
+    write_atomic(target, b"old list")
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pipelines.publish.files.os.fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, b"new list that never lands")
+    assert target.read_bytes() == b"old list"
+    assert [p.name for p in tmp_path.iterdir()] == ["44.csv"]
+
+
+def test_stale_lists_follow_the_week_builds(marts, tmp_path):
+    """Without ops.week_builds every list is stale; with it, only weeks rebuilt after their publication."""
+    marts.execute("drop table if exists ops.week_builds")
+    everything = [(W09, "44"), (W09, "all"), (W10, "11"), (W10, "44"), (W10, "all")]
+    assert stale_lists(marts, tmp_path, [W09, W10]) == everything
+    publish_week(marts, tmp_path, W09)
+    publish_week(marts, tmp_path, W10)
+    assert stale_lists(marts, tmp_path, [W09, W10]) == everything  # build time unknown: publish again
+
+    marts.execute("create table ops.week_builds (week varchar primary key, built_at timestamptz)")
+    marts.execute("insert into ops.week_builds values (?, '2026-03-09 08:00:00+08'), (?, '2026-03-16 08:00:00+08')",
+                  [W09, W10])
+    assert stale_lists(marts, tmp_path, [W09, W10]) == everything  # published before the builds were known
+    publish_week(marts, tmp_path, W09)
+    publish_week(marts, tmp_path, W10)
+    assert stale_lists(marts, tmp_path, [W09, W10]) == []
+    assert json.loads((tmp_path / "warnings" / W10 / "44.manifest.json").read_text())["built_at"].startswith(
+        "2026-03-16T08:00:00")
+    marts.execute("update ops.week_builds set built_at = '2026-03-16 09:00:00+08' where week = ?", [W10])
+    assert stale_lists(marts, tmp_path, [W09, W10]) == [(W10, "11"), (W10, "44"), (W10, "all")]
+    assert stale_lists(marts, tmp_path, [W09]) == [] and stale_lists(marts, tmp_path, []) == []
 
 
 def test_reports_html_embeds_plotly_once_and_pdf_text_matches_the_list(marts, tmp_path):

@@ -1,54 +1,106 @@
-"""Publication assets: thin wrappers around `pipelines.publish` (the warnings mart is in warnings.py)."""
+"""Publication assets: thin wrappers around `pipelines.publish` (the warnings mart is in warnings.py).
+
+Per-province files are (week, province) partitions, so the provinces of a week publish in parallel runs;
+the national files are week partitions depending on every province of their week. All of them only read
+the warehouse (read-only connections, any number at once) and each partition writes its own files.
+"""
 
 import os
 from datetime import datetime, timedelta
 
 import dagster as dg
 
-from pipelines.partitions import iso_week_partitions
-from pipelines.publish import publish_week, write_reports
+from data_contracts.regions import PROVINCE_CODES
+from pipelines.partitions import (
+    iso_week_partitions, provinces_of_the_week, week_and_province, week_province_key, week_province_partitions,
+)
+from pipelines.publish import publish_national, publish_province, write_national_report, write_province_report
 from pipelines.resources import FoldersResource, WarehouseResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 PUBLICATION_TZ = "Asia/Shanghai"
 WARNINGS = dg.AssetKey("warnings")  # pipelines/defs/publication/warnings.py
+# The national files follow once every province of their week is in (the automation sensor in `dg dev` or
+# a deployment with the daemon; `tutorwatch run` requests them itself).
+AFTER_THE_PROVINCES = dg.AutomationCondition.eager()
+
+
+def _list_metadata(result) -> dict:
+    if result is None:
+        return {"rows": 0, "written": False, "revision": 0}
+    return {"rows": result.rows, "written": result.written, "revision": result.revision,
+            "directory": dg.MetadataValue.path(str(result.directory))}
+
+
+@dg.asset(
+    group_name="publication",
+    partitions_def=week_province_partitions,
+    deps=[WARNINGS],
+    kinds={"csv", "excel"},
+    description="A province's warning list <out>/warnings/<week>/<province>.csv|.xlsx (immutable; changes go to revN/).",
+)
+def province_warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
+                           folders: FoldersResource) -> dg.MaterializeResult:
+    week, province = week_and_province(context)
+    with duckdb.get_connection(read_only=True) as con:
+        result = publish_province(con, folders.out, week, province)
+    return dg.MaterializeResult(metadata=_list_metadata(result))
 
 
 @dg.asset(
     group_name="publication",
     partitions_def=iso_week_partitions,
-    deps=[WARNINGS],
-    kinds={"csv", "excel"},
-    description="Per-province warning lists <out>/warnings/<week>/ (immutable; changes go to revN/).",
+    deps=[dg.AssetDep("province_warning_lists", partition_mapping=provinces_of_the_week)],
+    automation_condition=AFTER_THE_PROVINCES,
+    kinds={"csv"},
+    description="The national list <out>/warnings/<week>/all.csv (immutable; changes go to revN/).",
 )
 def warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                   folders: FoldersResource) -> dg.MaterializeResult:
     with duckdb.get_connection(read_only=True) as con:
-        result = publish_week(con, folders.out, context.partition_key)
-    return dg.MaterializeResult(metadata={
-        "rows": sum(result.rows.values()), "provinces": len(result.rows), "revision": result.revision,
-        "written": result.written, "directory": dg.MetadataValue.path(str(result.directory)),
-    })
+        result = publish_national(con, folders.out, context.partition_key)
+    return dg.MaterializeResult(metadata=_list_metadata(result))
+
+
+@dg.asset(
+    group_name="publication",
+    partitions_def=week_province_partitions,
+    deps=[WARNINGS],
+    kinds={"html", "pdf"},
+    description="A province's weekly report <out>/reports/<week>/<province>.html (plotly) and .pdf.",
+)
+def province_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
+                     folders: FoldersResource) -> dg.MaterializeResult:
+    week, province = week_and_province(context)
+    with duckdb.get_connection(read_only=True) as con:
+        files = write_province_report(con, folders.out, week, province)
+    return dg.MaterializeResult(metadata={"files": len(files)})
 
 
 @dg.asset(
     group_name="publication",
     partitions_def=iso_week_partitions,
-    deps=[WARNINGS],
-    kinds={"html", "pdf"},
-    description="National and provincial weekly reports <out>/reports/<week>/ (HTML with plotly, PDF).",
+    deps=[dg.AssetDep("province_reports", partition_mapping=provinces_of_the_week)],
+    automation_condition=AFTER_THE_PROVINCES,
+    kinds={"html"},
+    description="The national weekly report <out>/reports/<week>/national.html (plotly).",
 )
 def weekly_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                    folders: FoldersResource) -> dg.MaterializeResult:
     with duckdb.get_connection(read_only=True) as con:
-        files = write_reports(con, folders.out, context.partition_key)
-    return dg.MaterializeResult(metadata={"files": len(files),
-                                          "directory": dg.MetadataValue.path(str(files[0].parent))})
+        path = write_national_report(con, folders.out, context.partition_key)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 
+# One process per run, steps in it: a run publishes one small partition, a process per step would triple it.
+province_publication_job = dg.define_asset_job(
+    "province_publication", selection=[province_warning_lists, province_reports],
+    partitions_def=week_province_partitions, executor_def=dg.in_process_executor,
+)
 publication_job = dg.define_asset_job(
     "weekly_publication", selection=[warning_lists, weekly_reports], partitions_def=iso_week_partitions,
+    executor_def=dg.in_process_executor,
 )
 
 
@@ -57,9 +109,11 @@ def newest_complete_week(now: datetime) -> str:
     return (now - timedelta(days=now.isoweekday())).strftime("%G-W%V")
 
 
-@dg.schedule(job=publication_job, cron_schedule="0 6 * * 1", execution_timezone=PUBLICATION_TZ)
-def weekly_publication_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Monday 06:00 Shanghai: add last week's partition and publish it."""
+@dg.schedule(job=province_publication_job, cron_schedule="0 6 * * 1", execution_timezone=PUBLICATION_TZ)
+def weekly_publication_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """Monday 06:00 Shanghai: add last week's partition and request every province of it (one run each,
+    run in parallel by the run queue); the national files follow through their automation condition."""
     week = newest_complete_week(context.scheduled_execution_time)
     context.instance.add_dynamic_partitions(iso_week_partitions.name, [week])
-    return dg.RunRequest(run_key=week, partition_key=week)
+    return [dg.RunRequest(run_key=f"{week}|{p}", partition_key=week_province_key(week, p))
+            for p in PROVINCE_CODES]
