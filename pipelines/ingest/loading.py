@@ -130,6 +130,8 @@ def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: Feed
             _say(progress, f"{feed.name}: {delivery.name} duplicate of a loaded file, skipped")
             continue
         try:
+            if delivery.misnamed:
+                raise Rejected(delivery.misnamed)
             read = read_delivery(delivery, feed, pii_key, data)
         except Rejected as exc:
             _ledger(con, delivery, sha, "rejected", str(exc))

@@ -36,8 +36,9 @@ class Rejected(Exception):
 class Delivery:
     path: Path
     feed: str
-    delivery_date: dt.date
+    delivery_date: dt.date | None
     seq: int
+    misnamed: str | None = None  # why the name breaks the standard; such a file is rejected unread
 
     @property
     def name(self) -> str:
@@ -45,20 +46,32 @@ class Delivery:
 
     @property
     def order(self) -> tuple[dt.date, int, str]:
-        return self.delivery_date, self.seq, self.name
+        return self.delivery_date or dt.date.min, self.seq, self.name
+
+
+def _delivery(path: Path, feed: str) -> Delivery | None:
+    """A data file of the feed's folder; a .csv/.parquet whose name breaks the standard comes back misnamed
+    (so that it is rejected and reported, never silently skipped); manifests and other files are ignored."""
+    if path.name.startswith(".") or path.suffix.lower() not in (".csv", ".parquet") or not path.is_file():
+        return None
+    m = _FILE_NAME.match(path.name)
+    if not m:
+        return Delivery(path, feed, None, 0, f"file name does not follow {feed}_<YYYYMMDD>[_<seq>].csv|parquet")
+    if m["feed"] != feed:
+        return Delivery(path, feed, None, 0, f"a {m['feed']} file in the {feed}/ folder")
+    try:
+        date = dt.datetime.strptime(m["date"], "%Y%m%d").date()
+    except ValueError:
+        return Delivery(path, feed, None, 0, f"{m['date']} in the file name is not a calendar date")
+    return Delivery(path, feed, date, int(m["seq"] or 0))
 
 
 def find_deliveries(landing: Path, feed: str) -> list[Delivery]:
-    """The feed's files in delivery order (date, then sequence); other files are ignored."""
+    """The feed's data files in delivery order (date, then sequence); misnamed ones first."""
     folder = landing / feed
     if not folder.is_dir():
         return []
-    found = []
-    for path in folder.iterdir():
-        m = _FILE_NAME.match(path.name)
-        if m and m["feed"] == feed and path.is_file():
-            date = dt.datetime.strptime(m["date"], "%Y%m%d").date()
-            found.append(Delivery(path, feed, date, int(m["seq"] or 0)))
+    found = [d for path in folder.iterdir() if (d := _delivery(path, feed)) is not None]
     return sorted(found, key=lambda d: d.order)
 
 
@@ -66,14 +79,39 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 (BOM or not), else GB18030, both strict; anything else is rejected."""
-    for encoding in ("utf-8-sig", "gb18030"):
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _utf8_line(data: bytes) -> int | None:
+    """First line that is UTF-8 Chinese (two ideographs or more) in a file that is not UTF-8 as a whole.
+
+    GB18030 decodes nearly any byte string, so a bank file with UTF-8 rows pasted into a GB18030 file
+    would load as mojibake; GB18030 text that also reads as two UTF-8 ideographs is rare (~1 in 30,000).
+    """
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if line.isascii():
+            continue
         try:
-            return data.decode(encoding)
+            if len(_CJK.findall(line.decode("utf-8"))) >= 2:
+                return number
         except UnicodeDecodeError:
             continue
-    raise Rejected("encoding is neither UTF-8 nor GB18030")
+    return None
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (BOM or not), else GB18030, both strict; anything else, or a mix of the two, is rejected."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise Rejected("encoding is neither UTF-8 nor GB18030") from None
+    if (line := _utf8_line(data)) is not None:
+        raise Rejected(f"mixed encodings: line {line} is UTF-8, other lines are not (GB18030?)")
+    return text
 
 
 def _check_columns(names: list[str], feed: Feed) -> None:

@@ -28,5 +28,15 @@ def summary_text(con: duckdb.DuckDBPyConnection) -> str:
     duplicates = con.execute("SELECT count(*) FROM ops.files WHERE status = 'duplicate'").fetchall()[0][0]
     lines.append(f"  files rejected: {len(rejected)}; duplicate files skipped: {duplicates}")
     lines += [f"    {name}: {reason}" for name, reason in rejected]
+    unchanged, stale = con.execute(
+        "SELECT coalesce(sum(rows_unchanged), 0), count(*) FILTER (WHERE rows_delivered > 0 "
+        "AND rows_unchanged = rows_delivered) FROM ops.files WHERE status = 'loaded'"
+    ).fetchall()[0]
+    lines.append(f"  re-delivered rows identical to loaded ones (counted once): {unchanged:,}; "
+                 f"files with nothing new: {stale}")
+    breaks = con.execute(
+        "SELECT count(*), count(DISTINCT (bank_code, account_id)) FROM staging.bank_continuity_breaks"
+    ).fetchall()[0]
+    lines.append(f"  bank continuity breaks: {breaks[0]:,} in {breaks[1]:,} supervision accounts")
     return "\n".join(lines)
 
