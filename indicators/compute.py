@@ -1,14 +1,23 @@
 """Compute `marts.institution_week_indicators` from the staging tables, set-based in DuckDB.
 
-The SQL lives beside this file in `sql/`: four numbered steps (`_sources`, `_calendar`, `_state`,
+The SQL lives beside this file in `sql/`: four numbered steps (`_calendar`, `_sources`, `_state`,
 `_weekly`) build temporary tables over a dense grid of institutions x ISO weeks, then one SELECT per
 indicator (`sql/<name>.sql`, returning the grid key `k` and the value) becomes a temporary table of the
 same name, and the mart joins them all on `k`. Windows over the dense grid make "the 4 weeks ending at
 week end" a row frame, so the whole history is computed at once with no Python loop over institutions
 or weeks.
+
+Recomputing only some weeks (late rows, a new week) does not rebuild the grid over the whole history: the
+grid starts `LOOKBACK_WEEKS` before the first recomputed week, and the earlier rows are folded into one
+carry row per institution (sums only), so running totals stay exact while the cost follows the weeks
+recomputed. `refresh_institution_week_indicators` finds those weeks from what ingestion loaded since the
+mart's last computation (`_computed_at`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 
@@ -16,14 +25,37 @@ from data_contracts.feeds import ORDER_CAP_CLASS_HOURS, ORDER_CAP_MONTHS
 from indicators.registry import INDICATORS, NAMES, SQL_DIR
 
 MART = "marts.institution_week_indicators"
-STEPS = ("_sources", "_calendar", "_state", "_weekly")
+STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
+LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
 TEMP_TABLES = (
-    "ind_orders", "ind_consumptions", "ind_refunds", "ind_movements", "ind_complaints", "ind_evaluations",
-    "ind_filings", "ind_calendar", "ind_institutions", "ind_state", "ind_weekly", "ind_selected_weeks",
+    "ind_orders", "ind_consumptions", "ind_consumption_carry", "ind_refunds", "ind_movements",
+    "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
+    "ind_state", "ind_weekly", "ind_selected_weeks",
 )
+TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
     "institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name", "category", "mode",
 )
+# Per staging table, the times that place a row in a week: a loaded or superseded row changes its
+# earliest week and, through running totals and trailing windows, every later one.
+EVENT_TIMES = {
+    "institutions": ("record_date",),
+    "orders": ("paid_at",),
+    "consumptions": ("consumed_at",),
+    "refunds": ("requested_at", "decided_at", "paid_at"),
+    "account_movements": ("booked_at",),
+    "complaints": ("received_at", "responded_at", "resolved_at"),
+    "evaluations": ("rated_at",),
+}
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What one refresh did: `weeks` recomputed (all of them when `full`), `rows` written."""
+
+    rows: int
+    weeks: list[str]
+    full: bool
 
 
 def _sql(name: str) -> str:
@@ -40,6 +72,33 @@ def _create_macros(con: duckdb.DuckDBPyConnection, as_of_delivery: bool) -> None
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_order_cap_months() AS {int(ORDER_CAP_MONTHS)}")
 
 
+def _select_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, from_week: str | None) -> None:
+    if weeks is None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT week FROM ind_calendar WHERE week >= ?",
+            [from_week or ""],
+        )
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks])
+
+
+def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """`ind_grid_start()`: Monday of the grid's first week, LOOKBACK_WEEKS before the first selected week
+    (the first calendar week at most); `ind_carry_week()`: the week before it, which holds the carry rows."""
+    start = con.execute(
+        """
+        SELECT coalesce(
+            (SELECT week_start FROM ind_calendar WHERE week_no = greatest(1, (
+                SELECT min(week_no) FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)) - ?)),
+            (SELECT max(week_start) FROM ind_calendar),
+            DATE '1900-01-01')
+        """,
+        [LOOKBACK_WEEKS],
+    ).fetchone()[0]
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_grid_start() AS DATE '{start.isoformat()}'")
+    con.execute("CREATE OR REPLACE TEMP MACRO ind_carry_week() AS (ind_grid_start() - 7)")
+
+
 def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:
     """One narrow temporary table (k, value) per indicator, named after it, in registry order (so
     coverage_ratio can read prepaid_liability_fen); narrow tables keep memory low at national scale."""
@@ -48,43 +107,45 @@ def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def mart_select() -> str:
-    """The SELECT of the mart's rows: active grid rows of the selected weeks, one column per indicator."""
+    """The SELECT of the mart's rows: active grid rows of the selected weeks, one column per indicator, and
+    when they were computed (what the scores and the next refresh compare against)."""
     identity = ", ".join(f"s.{c}" for c in IDENTITY_COLUMNS)
     values = ",\n    ".join(f"{i.name}.{i.name}::DOUBLE AS {i.name}" for i in INDICATORS)
     joins = "\n".join(f"LEFT JOIN {i.name} USING (k)" for i in INDICATORS)
     return (
-        f"SELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
+        f"SELECT {identity},\n    {values},\n    now() AS _computed_at\nFROM ind_state AS s\n{joins}\n"
         "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)"
     )
 
 
 def compute_institution_week_indicators(
-    con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, as_of_delivery: bool = False
+    con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, as_of_delivery: bool = False,
+    from_week: str | None = None,
 ) -> int:
-    """Write the mart for every week in the data, or replace only `weeks` (late rows recompute past weeks).
+    """Write the mart for every week in the data, or replace only `weeks` / the weeks from `from_week` on
+    (late rows recompute past weeks; the grid then starts LOOKBACK_WEEKS before them).
 
     `as_of_delivery=True` counts each row only from its delivery date on (the view known at the time, for
     leakage tests); the default counts rows in the week they happened. Returns the number of rows written.
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     _create_macros(con, as_of_delivery)
+    full = weeks is None and from_week is None
     try:
+        con.execute(_sql("_calendar"))
+        _select_weeks(con, weeks, from_week)
+        _create_grid_macros(con)
         for step in STEPS:
             con.execute(_sql(step))
-        if weeks is None:
-            con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT week FROM ind_calendar")
-        else:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks]
-            )
         _create_indicator_tables(con)
         select = mart_select()
-        if weeks is None:
+        if full:
             con.execute(f"CREATE OR REPLACE TABLE {MART} AS {select}")
         else:
             con.begin()  # readers never see the replaced weeks half-written
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {MART} AS {select} LIMIT 0")
+                con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _computed_at TIMESTAMPTZ")
                 con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)")
                 con.execute(f"INSERT INTO {MART} BY NAME {select}")
                 con.commit()
@@ -97,3 +158,53 @@ def compute_institution_week_indicators(
     finally:
         for table in TEMP_TABLES + NAMES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        for view in TEMP_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS temp.{view}")
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+        [schema, table, column],
+    ).fetchone()[0] > 0
+
+
+def last_computed_at(con: duckdb.DuckDBPyConnection):
+    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`)."""
+    if not _has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+        return None
+    return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
+
+
+def first_touched_week(con: duckdb.DuckDBPyConnection, since) -> str | None:
+    """The earliest ISO week of a row loaded into staging after `since`, or of a version superseded after it
+    (a correction can move a row to another week); None when nothing changed."""
+    parts = []
+    for feed, columns in EVENT_TIMES.items():
+        earliest = f"least({', '.join(f'{c}::TIMESTAMPTZ' for c in columns)})"
+        parts.append(f"SELECT min({earliest}) AS t FROM staging.{feed} WHERE _loaded_at > $since")
+        if _has_column(con, "staging", f"{feed}_history", "_superseded_at"):
+            parts.append(f"SELECT min({earliest}) FROM staging.{feed}_history WHERE _superseded_at > $since")
+    first: date | None = con.execute(
+        f"SELECT date_trunc('week', min(t))::DATE FROM ({' UNION ALL '.join(parts)})", {"since": since}
+    ).fetchone()[0]
+    return None if first is None else first.strftime("%G-W%V")
+
+
+def refresh_institution_week_indicators(con: duckdb.DuckDBPyConnection) -> Refresh:
+    """Recompute the weeks touched since the mart's last computation (every week on the first run), and
+    nothing when no row was loaded or superseded since."""
+    since = last_computed_at(con)
+    if since is None:
+        rows = compute_institution_week_indicators(con)
+        return Refresh(rows, _weeks_from(con, ""), full=True)
+    first = first_touched_week(con, since)
+    if first is None:
+        return Refresh(0, [], full=False)
+    rows = compute_institution_week_indicators(con, from_week=first)
+    return Refresh(rows, _weeks_from(con, first), full=False)
+
+
+def _weeks_from(con: duckdb.DuckDBPyConnection, first: str) -> list[str]:
+    return [w for (w,) in con.execute(
+        f"SELECT DISTINCT week FROM {MART} WHERE week >= ? ORDER BY week", [first]).fetchall()]

@@ -1,18 +1,32 @@
--- Step 2: the ISO weeks from the first to the last week with activity (filings only when no feed has rows).
+-- Step 1: the ISO weeks from the first to the last week with activity (filings only when no feed has rows).
+-- Read from the staging tables, so the calendar spans the whole history even when only recent weeks are
+-- recomputed (a min/max scan, no rows kept).
 CREATE OR REPLACE TEMP TABLE ind_calendar AS
-WITH activity_weeks AS (
-    SELECT week_start FROM ind_orders
-    UNION ALL SELECT week_start FROM ind_consumptions
-    UNION ALL SELECT requested_week FROM ind_refunds
-    UNION ALL SELECT week_start FROM ind_movements
-    UNION ALL SELECT week_start FROM ind_complaints
-    UNION ALL SELECT week_start FROM ind_evaluations
+WITH paid_orders AS (
+    SELECT order_id, paid_at, _delivery_date FROM staging.orders WHERE status = 'paid'
+),
+activity_times AS (
+    SELECT ind_known_at(paid_at, _delivery_date) AS known_at FROM paid_orders
+    UNION ALL
+    SELECT ind_known_at(c.consumed_at, c._delivery_date)
+    FROM staging.consumptions AS c SEMI JOIN paid_orders AS o ON o.order_id = c.order_id
+    UNION ALL SELECT ind_known_at(requested_at, _delivery_date) FROM staging.refunds
+    UNION ALL SELECT ind_known_at(booked_at, _delivery_date) FROM staging.account_movements
+    UNION ALL SELECT ind_known_at(received_at, _delivery_date) FROM staging.complaints
+    UNION ALL SELECT ind_known_at(rated_at, _delivery_date) FROM staging.evaluations
+),
+filing_dates AS (
+    SELECT ind_known_at(record_date::TIMESTAMPTZ, _delivery_date)::DATE AS known_date FROM staging.institutions
 ),
 bounds AS (
     SELECT
-        coalesce(min(week_start), (SELECT min(date_trunc('week', known_date)) FROM ind_filings))::DATE AS first_week,
-        coalesce(max(week_start), (SELECT max(date_trunc('week', known_date)) FROM ind_filings))::DATE AS last_week
-    FROM activity_weeks
+        coalesce(
+            date_trunc('week', min(known_at)), (SELECT min(date_trunc('week', known_date)) FROM filing_dates)
+        )::DATE AS first_week,
+        coalesce(
+            date_trunc('week', max(known_at)), (SELECT max(date_trunc('week', known_date)) FROM filing_dates)
+        )::DATE AS last_week
+    FROM activity_times
 ),
 weeks AS (
     SELECT range::DATE AS week_start

@@ -1,7 +1,12 @@
--- Step 1: each feed's rows with the time they are known (ind_known_at: the event time, or with
+-- Step 2: each feed's rows with the time they are known (ind_known_at: the event time, or with
 -- as_of_delivery the later of event time and delivery date) and the ISO week (Asia/Shanghai) of that time.
+-- Views `ind_all_<feed>` hold every row; the tables hold the rows of the grid's weeks (ind_grid_start() on:
+-- the whole history on a full run, the recomputed weeks and their look-back on an incremental one).
+-- `*_carry` tables fold the earlier rows into one row per order or account for the cumulative indicators
+-- (aggregates only: no earlier row is kept, sorted or windowed). Refunds, complaints and filings are small
+-- and kept whole (their state changes fall in later weeks).
 
-CREATE OR REPLACE TEMP TABLE ind_orders AS
+CREATE OR REPLACE TEMP VIEW ind_all_orders AS
 WITH orders AS (
     SELECT
         -- ids
@@ -21,22 +26,59 @@ WITH orders AS (
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM orders;
 
-CREATE OR REPLACE TEMP TABLE ind_consumptions AS
+CREATE OR REPLACE TEMP TABLE ind_orders AS
+SELECT * FROM ind_all_orders WHERE week_start >= ind_grid_start();
+
+CREATE OR REPLACE TEMP VIEW ind_all_consumptions AS
 WITH consumptions AS (
     SELECT
         -- ids
-        c.institution_id,
-        c.order_id,
-        c.consumption_id,
-        -- quantities: the value consumed is paid_fen * hours / order.class_hours (exact, DOUBLE)
-        c.class_hours AS hours,
-        o.paid_fen * c.class_hours / o.class_hours AS value_fen,
+        institution_id,
+        order_id,
+        consumption_id,
+        -- quantities
+        class_hours AS hours,
         -- times
-        ind_known_at(c.consumed_at, c._delivery_date) AS known_at
-    FROM staging.consumptions AS c
-    INNER JOIN ind_orders AS o ON o.order_id = c.order_id
+        ind_known_at(consumed_at, _delivery_date) AS known_at
+    FROM staging.consumptions
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM consumptions;
+
+CREATE OR REPLACE TEMP TABLE ind_consumptions AS
+SELECT
+    -- ids
+    c.institution_id,
+    c.order_id,
+    c.consumption_id,
+    -- quantities: the value consumed is paid_fen * hours / order.class_hours (exact, DOUBLE)
+    c.hours,
+    o.paid_fen * c.hours / o.class_hours AS value_fen,
+    -- times
+    c.known_at,
+    c.week_start
+FROM ind_all_consumptions AS c
+INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
+WHERE c.week_start >= ind_grid_start();
+
+CREATE OR REPLACE TEMP TABLE ind_consumption_carry AS
+WITH per_order AS (
+    SELECT institution_id, order_id, count(*) AS consumptions, sum(hours) AS hours, max(week_start) AS last_week
+    FROM ind_all_consumptions
+    WHERE week_start < ind_grid_start()
+    GROUP BY ALL
+)
+SELECT
+    -- ids
+    c.institution_id,
+    c.order_id,
+    -- quantities: valued once per order
+    c.consumptions,
+    c.hours,
+    o.paid_fen * c.hours / o.class_hours AS value_fen,
+    -- times
+    c.last_week
+FROM per_order AS c
+INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id;
 
 CREATE OR REPLACE TEMP TABLE ind_refunds AS
 WITH refunds AS (
@@ -65,7 +107,7 @@ SELECT
     date_trunc('week', closed_known_at)::DATE AS closed_week
 FROM refunds;
 
-CREATE OR REPLACE TEMP TABLE ind_movements AS
+CREATE OR REPLACE TEMP VIEW ind_all_movements AS
 WITH movements AS (
     SELECT
         -- ids
@@ -83,6 +125,27 @@ WITH movements AS (
     FROM staging.account_movements
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM movements;
+
+CREATE OR REPLACE TEMP TABLE ind_movements AS
+SELECT * FROM ind_all_movements WHERE week_start >= ind_grid_start();
+
+CREATE OR REPLACE TEMP TABLE ind_movement_carry AS
+SELECT
+    -- ids
+    institution_id,
+    bank_code,
+    account_id,
+    -- money: the account's balance after its last movement of its last week, and the cumulative sums
+    arg_max(balance_after_fen, (week_start, booked_at, movement_id)) AS balance_after_fen,
+    coalesce(sum(amount_fen) FILTER (WHERE kind = 'release'), 0) AS released_fen,
+    coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_in'), 0)
+        - coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_out'), 0) AS reserve_net_fen,
+    -- counts and times
+    count(*) AS movements,
+    max(week_start) AS last_week
+FROM ind_all_movements
+WHERE week_start < ind_grid_start()
+GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_complaints AS
 WITH complaints AS (
@@ -107,12 +170,15 @@ SELECT
     date_trunc('week', closed_known_at)::DATE AS closed_week
 FROM complaints;
 
-CREATE OR REPLACE TEMP TABLE ind_evaluations AS
-SELECT
-    institution_id,
-    stars,
-    date_trunc('week', ind_known_at(rated_at, _delivery_date))::DATE AS week_start
-FROM staging.evaluations;
+CREATE OR REPLACE TEMP TABLE ind_evaluations AS  -- trailing windows only: the grid's weeks suffice
+WITH evaluations AS (
+    SELECT
+        institution_id,
+        stars,
+        date_trunc('week', ind_known_at(rated_at, _delivery_date))::DATE AS week_start
+    FROM staging.evaluations
+)
+SELECT * FROM evaluations WHERE week_start >= ind_grid_start();
 
 CREATE OR REPLACE TEMP TABLE ind_filings AS
 SELECT

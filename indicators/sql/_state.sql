@@ -1,5 +1,6 @@
--- Step 3: every filed institution x every calendar week (a dense grid, so window frames count weeks), with
--- the filing state at the week end (latest non-null value on or before it) and whether it is active.
+-- Step 3: every filed institution x every calendar week of the grid (from ind_grid_start(); a dense grid, so
+-- window frames count weeks), with the filing state at the week end (latest non-null value on or before it)
+-- and whether it is active.
 CREATE OR REPLACE TEMP TABLE ind_institutions AS
 SELECT institution_id, row_number() OVER (ORDER BY institution_id) AS institution_no
 FROM (SELECT DISTINCT institution_id FROM ind_filings);
@@ -53,6 +54,7 @@ grid AS (
         c.week, c.week_start, c.week_end, c.cutoff
     FROM ind_institutions AS i
     CROSS JOIN ind_calendar AS c
+    WHERE c.week_start >= ind_grid_start()
 ),
 at_week_end AS (
     SELECT

@@ -1,14 +1,44 @@
 -- Step 4: per institution and week, the sums and counts the indicators are built from (0 when none), on the
 -- dense grid of ind_state. Indicator SQL windows over these rows (PARTITION BY institution_no ORDER BY k).
+-- When the grid starts after the first calendar week, each institution gets one carry row first (the week
+-- before the grid, ind_carry_week()) holding the sums of every earlier week, so running sums ("so far")
+-- are exact; trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS).
 CREATE OR REPLACE TEMP TABLE ind_weekly AS
-WITH order_weeks AS (
+WITH grid AS (
+    SELECT k, institution_no, institution_id, week_start, first_filed, reserve_required_fen
+    FROM ind_state
+    UNION ALL
+    SELECT
+        ind_grid_key(i.institution_no, c.week_no - 1, c.n_weeks),
+        i.institution_no,
+        i.institution_id,
+        ind_carry_week(),
+        NULL,
+        NULL
+    FROM ind_institutions AS i
+    CROSS JOIN ind_calendar AS c
+    WHERE c.week_start = ind_grid_start() AND c.week_no > 1
+),
+order_weeks AS (
     SELECT
         institution_id, week_start,
         count(*) AS orders,
         sum(paid_fen) AS paid_fen,
         sum(list_price_fen) AS list_price_fen,
-        count(*) FILTER (WHERE is_over_cap) AS over_cap_orders
+        count(*) FILTER (WHERE is_over_cap) AS over_cap_orders,
+        max(week_start) AS last_order_week
     FROM ind_orders
+    GROUP BY ALL
+    UNION ALL
+    SELECT
+        institution_id, ind_carry_week(),
+        count(*),
+        sum(paid_fen),
+        sum(list_price_fen),
+        count(*) FILTER (WHERE is_over_cap),
+        max(week_start)
+    FROM ind_all_orders
+    WHERE week_start < ind_grid_start()
     GROUP BY ALL
 ),
 consumption_weeks AS (
@@ -16,8 +46,13 @@ consumption_weeks AS (
         institution_id, week_start,
         count(*) AS consumptions,
         sum(hours) AS consumed_hours,
-        sum(value_fen) AS consumed_fen
+        sum(value_fen) AS consumed_fen,
+        max(week_start) AS last_class_week
     FROM ind_consumptions
+    GROUP BY ALL
+    UNION ALL
+    SELECT institution_id, ind_carry_week(), sum(consumptions), sum(hours), sum(value_fen), max(last_week)
+    FROM ind_consumption_carry
     GROUP BY ALL
 ),
 liability_events AS (
@@ -27,7 +62,16 @@ liability_events AS (
     UNION ALL
     SELECT r.order_id, r.institution_id, r.paid_known_at, 1, r.refund_id, r.requested_fen
     FROM ind_refunds AS r
-    WHERE r.paid_known_at IS NOT NULL
+    WHERE r.paid_week >= ind_grid_start()
+    UNION ALL
+    -- before the grid: one event per order (the cap telescopes, so one sum settles the same amount)
+    SELECT order_id, institution_id, ind_carry_week()::TIMESTAMP::TIMESTAMPTZ, -1, '', sum(amount_fen)
+    FROM (
+        SELECT order_id, institution_id, value_fen AS amount_fen FROM ind_consumption_carry
+        UNION ALL
+        SELECT order_id, institution_id, requested_fen FROM ind_refunds WHERE paid_week < ind_grid_start()
+    )
+    GROUP BY ALL
 ),
 liability_running AS (
     SELECT
@@ -35,7 +79,7 @@ liability_running AS (
         o.paid_fen,
         sum(e.amount_fen) OVER (PARTITION BY e.order_id ORDER BY e.known_at, e.tie, e.id) AS running_fen
     FROM liability_events AS e
-    INNER JOIN ind_orders AS o USING (order_id)
+    INNER JOIN ind_all_orders AS o USING (order_id)
 ),
 liability_weeks AS (
     SELECT
@@ -46,7 +90,7 @@ liability_weeks AS (
     GROUP BY ALL
 ),
 refund_request_weeks AS (
-    SELECT institution_id, requested_week AS week_start, count(*) AS refund_requests
+    SELECT institution_id, greatest(requested_week, ind_carry_week()) AS week_start, count(*) AS refund_requests
     FROM ind_refunds
     GROUP BY ALL
 ),
@@ -63,7 +107,7 @@ overdue_refund_events AS (
     FROM ind_refunds
 ),
 overdue_refund_weeks AS (
-    SELECT institution_id, week_start, sum(delta) AS overdue_refunds_delta
+    SELECT institution_id, greatest(week_start, ind_carry_week()) AS week_start, sum(delta) AS overdue_refunds_delta
     FROM (
         SELECT institution_id, overdue_week AS week_start, 1 AS delta FROM overdue_refund_events
         UNION ALL
@@ -74,14 +118,15 @@ overdue_refund_weeks AS (
 ),
 complaint_weeks AS (
     SELECT
-        institution_id, week_start,
+        institution_id,
+        greatest(week_start, ind_carry_week()) AS week_start,
         count(*) AS complaints,
         count(*) FILTER (WHERE is_closure_keyword) AS closure_keyword_complaints
     FROM ind_complaints
     GROUP BY ALL
 ),
 open_complaint_weeks AS (
-    SELECT institution_id, week_start, sum(delta) AS open_complaints_delta
+    SELECT institution_id, greatest(week_start, ind_carry_week()) AS week_start, sum(delta) AS open_complaints_delta
     FROM (
         SELECT institution_id, week_start, 1 AS delta FROM ind_complaints
         UNION ALL
@@ -101,17 +146,31 @@ movement_weeks AS (
         coalesce(sum(amount_fen) FILTER (WHERE kind = 'release'), 0) AS released_fen,
         coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_in'), 0)
             - coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_out'), 0) AS reserve_net_fen,
-        coalesce(sum(amount_fen) FILTER (WHERE kind = 'adjustment_out'), 0) AS adjustment_out_fen
+        coalesce(sum(amount_fen) FILTER (WHERE kind = 'adjustment_out'), 0) AS adjustment_out_fen,
+        max(week_start) AS last_movement_week
     FROM ind_movements
+    GROUP BY ALL
+    UNION ALL
+    SELECT
+        institution_id, ind_carry_week(),
+        sum(movements),
+        sum(released_fen),
+        sum(reserve_net_fen),
+        0,
+        max(last_week)
+    FROM ind_movement_carry
     GROUP BY ALL
 ),
 account_week_balances AS (
-    -- each account's balance after its last movement of the week
+    -- each account's balance after its last movement of the week (of the weeks before the grid: the carry)
     SELECT institution_id, bank_code, account_id, week_start, balance_after_fen
     FROM ind_movements
     QUALIFY row_number() OVER (
         PARTITION BY institution_id, bank_code, account_id, week_start ORDER BY booked_at DESC, movement_id DESC
     ) = 1
+    UNION ALL
+    SELECT institution_id, bank_code, account_id, ind_carry_week(), balance_after_fen
+    FROM ind_movement_carry
 ),
 balance_weeks AS (
     -- week-on-week change of the summed account balances; a running sum gives the balance at week end
@@ -130,6 +189,7 @@ break_weeks AS (
     SELECT b.institution_id, c.week_start, count(*) AS continuity_breaks
     FROM staging.bank_continuity_breaks AS b
     INNER JOIN ind_calendar AS c ON c.week = b.week
+    WHERE c.week_start >= ind_grid_start()
     GROUP BY ALL
 )
 SELECT
@@ -160,8 +220,11 @@ SELECT
     coalesce(m.reserve_net_fen, 0)::BIGINT AS reserve_net_fen,
     coalesce(m.adjustment_out_fen, 0)::BIGINT AS adjustment_out_fen,
     coalesce(bw.balance_change_fen, 0)::BIGINT AS balance_change_fen,
-    coalesce(br.continuity_breaks, 0)::BIGINT AS continuity_breaks
-FROM ind_state AS s
+    coalesce(br.continuity_breaks, 0)::BIGINT AS continuity_breaks,
+    -- the latest week with a movement, and with an order or a class, up to this row (silence indicators)
+    m.last_movement_week,
+    greatest(o.last_order_week, c.last_class_week) AS last_order_or_class_week
+FROM grid AS s
 LEFT JOIN order_weeks AS o USING (institution_id, week_start)
 LEFT JOIN consumption_weeks AS c USING (institution_id, week_start)
 LEFT JOIN liability_weeks AS l USING (institution_id, week_start)

@@ -4,7 +4,7 @@ SELECT
     k,
     greatest(0, (
         week_start - coalesce(
-            max(CASE WHEN movements > 0 THEN week_start END) OVER (w ROWS UNBOUNDED PRECEDING),
+            max(last_movement_week) OVER (w ROWS UNBOUNDED PRECEDING),
             date_trunc('week', first_filed)::DATE
         )
     ) // 7) AS bank_feed_silence_weeks

@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from indicators.compute import MART, compute_institution_week_indicators
+from indicators.compute import MART, refresh_institution_week_indicators
 from pipelines.resources import WarehouseResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -23,12 +23,19 @@ FEED_ASSETS = (
     description="One row per active institution and ISO week, one DOUBLE column per registry indicator.",
 )
 def institution_week_indicators(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    """Recompute every week: late rows change past weeks, and the set-based SQL costs the same either way."""
+    """Recompute only the weeks that rows loaded since the last computation touch (all on the first run), so a
+    weekly run over years of history costs about one week's work."""
     with duckdb.get_connection() as con:
-        rows = compute_institution_week_indicators(con)
+        refresh = refresh_institution_week_indicators(con)
         weeks, institutions = con.execute(
             f"SELECT count(DISTINCT week), count(DISTINCT institution_id) FROM {MART}"
         ).fetchone()
+    recomputed = refresh.weeks
     return dg.MaterializeResult(
-        metadata={"rows": rows, "weeks": weeks, "institutions": institutions, "table": MART}
+        metadata={
+            "rows": refresh.rows, "weeks": weeks, "institutions": institutions, "table": MART,
+            "mode": "full" if refresh.full else "incremental",
+            "weeks_recomputed": len(recomputed),
+            "first_week_recomputed": recomputed[0] if recomputed else "",
+        }
     )

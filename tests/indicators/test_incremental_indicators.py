@@ -1,0 +1,157 @@
+"""Incremental indicators: only the weeks late and new rows touch are recomputed, and the result equals a
+full recomputation.
+
+The shared hand-made rows (conftest.py, 2026-W01..W14) are extended to 2026-W40 so that recomputing from
+W30 starts the grid at W14 and folds W01..W13 (M's orders, refunds and two accounts, R's open overdue
+requests, K's open complaints) into the carry rows.
+"""
+
+import dagster as dg
+import pandas as pd
+import pytest
+from conftest import at, build_handmade, consumption, insert, movement, order, rating, refund
+
+from indicators.compute import (
+    MART,
+    compute_institution_week_indicators,
+    first_touched_week,
+    refresh_institution_week_indicators,
+)
+from pipelines.defs.indicators.assets import institution_week_indicators
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import connect
+
+LAST_WEEK = 40
+NOW = {"_loaded_at": "now"}  # filled in by `loaded_now`
+
+
+def extend_to_w40(con) -> None:
+    """M sells m4 (10000 fen, 10 hours) in W18: 2 hours in W19, 3 in W21, 1000 refunded in W26; deposit and
+    release on its first account; S keeps selling; T rates in W17 (inside the 16 weeks ending at W30), Z until W40."""
+    insert(con, "orders", [
+        order("m4", "M", at(18, 2), 10_000, class_hours=10),
+        *[order(f"s{w}", "S", at(w, 2), 1000 * (1 + w % 3)) for w in range(24, 38)],
+    ])
+    insert(con, "consumptions", [consumption("c5", "m4", "M", at(19, 4), 2), consumption("c6", "m4", "M", at(21, 4), 3)])
+    insert(con, "refunds", [refund("rm4", "M", at(25, 1), 1000, "paid", paid_at=at(26, 2), order_id="m4")])
+    insert(con, "account_movements", [
+        movement("8", "M", at(18, 2), "deposit", 10_000, 14_500),
+        movement("9", "M", at(22, 1), "release", 5_000, 9_500),
+    ])
+    insert(con, "evaluations", [rating("t17", "T", at(17, 1), 5), rating("t28", "T", at(28, 1), 1), rating("t36", "T", at(36, 1), 4),
+                                rating("z40", "Z", at(LAST_WEEK, 7, "23:00"), 5)])
+
+
+def loaded_now(row: dict) -> dict:
+    return row | {"_loaded_at": pd.Timestamp.now(tz="UTC").isoformat()}
+
+
+@pytest.fixture
+def long_warehouse(tmp_path):
+    con = connect(tmp_path / "warehouse.duckdb")
+    build_handmade(con)
+    extend_to_w40(con)
+    yield con
+    con.close()
+
+
+def snapshot(con) -> pd.DataFrame:
+    return con.execute(f"SELECT * EXCLUDE (_computed_at) FROM {MART} ORDER BY week, institution_id").df()
+
+
+def computed_at(con) -> dict[tuple[str, str], object]:
+    return {(i, w): t for i, w, t in con.execute(f"SELECT institution_id, week, _computed_at FROM {MART}").fetchall()}
+
+
+def full_recomputation(con) -> pd.DataFrame:
+    compute_institution_week_indicators(con)
+    return snapshot(con)
+
+
+def value(con, institution_id: str, week: int, name: str) -> float:
+    return con.execute(f"SELECT {name} FROM {MART} WHERE institution_id = ? AND week = ?",
+                       [institution_id, f"2026-W{week:02d}"]).fetchone()[0]
+
+
+def test_recomputing_late_weeks_equals_the_full_recomputation(long_warehouse):
+    con = long_warehouse
+    full = full_recomputation(con)
+    assert full["week"].max() == f"2026-W{LAST_WEEK}"
+    con.execute(f"DELETE FROM {MART} WHERE week >= '2026-W30'")
+    written = compute_institution_week_indicators(con, from_week="2026-W30")
+    assert written == len(full[full["week"] >= "2026-W30"])
+    pd.testing.assert_frame_equal(snapshot(con), full, check_exact=False, rtol=1e-12)
+    # the carry kept what happened before the grid (W14 on): M's liability after the refund cap, open refunds
+    assert value(con, "M", 30, "prepaid_liability_fen") == 10_000 - 5_000 - 1_000  # m1, m2 settled; m4 half left
+    assert value(con, "R", 30, "overdue_refunds") == 2                             # r10a and r10b never closed
+    assert value(con, "T", 30, "rating_drop") == 5 - 1          # W15..W26: t17 (5 stars); W27..W30: t28 (1)
+
+
+def test_late_row_recomputes_its_week_and_later_only(long_warehouse):
+    con = long_warehouse
+    first = refresh_institution_week_indicators(con)
+    assert first.full and len(first.weeks) == LAST_WEEK
+    before, stamps = snapshot(con), computed_at(con)
+    # 2 more hours of m4 taught in W33, delivered now: 2 * 10000 / 10 = 2000 fen less liability from W33 on
+    insert(con, "consumptions", [loaded_now(consumption("c7", "m4", "M", at(33, 3), 2))])
+
+    refresh = refresh_institution_week_indicators(con)
+
+    assert not refresh.full
+    assert refresh.weeks == [f"2026-W{w}" for w in range(33, LAST_WEEK + 1)]
+    assert refresh.rows == len(before[before["week"] >= "2026-W33"])
+    after = computed_at(con)
+    assert {key: t for key, t in after.items() if key[1] < "2026-W33"} == {
+        key: t for key, t in stamps.items() if key[1] < "2026-W33"}
+    assert all(t > stamps[key] for key, t in after.items() if key[1] >= "2026-W33")
+    for week in (32, 33, LAST_WEEK):
+        old = before.set_index(["institution_id", "week"]).loc[("M", f"2026-W{week}")]
+        delta = -2_000 if week >= 33 else 0
+        assert value(con, "M", week, "prepaid_liability_fen") == old["prepaid_liability_fen"] + delta
+        assert value(con, "M", week, "release_beyond_consumed_fen") == old["release_beyond_consumed_fen"] + delta
+    incremental = snapshot(con)
+    pd.testing.assert_frame_equal(incremental, full_recomputation(con), check_exact=False, rtol=1e-12)
+
+
+def test_nothing_loaded_recomputes_nothing(long_warehouse):
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    stamps = computed_at(con)
+    refresh = refresh_institution_week_indicators(con)
+    assert (refresh.rows, refresh.weeks, refresh.full) == (0, [], False)
+    assert computed_at(con) == stamps
+
+
+def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    # movement 9 was booked in W22; a correction moves it to W35: W22 changes too (its release disappears)
+    con.execute("INSERT INTO staging.account_movements_history SELECT *, now() FROM staging.account_movements "
+                "WHERE movement_id = '9'")
+    con.execute(f"UPDATE staging.account_movements SET booked_at = '{at(35, 1)}', _loaded_at = now() "
+                "WHERE movement_id = '9'")
+    assert first_touched_week(con, con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]) == "2026-W22"
+    refresh = refresh_institution_week_indicators(con)
+    assert refresh.weeks[0] == "2026-W22"
+    assert value(con, "M", 22, "supervised_balance_fen") == 14_500 + 1_000   # the W18 deposit; ACC2's 1000
+    pd.testing.assert_frame_equal(snapshot(con), full_recomputation(con), check_exact=False, rtol=1e-12)
+
+
+def test_mart_without_computed_at_is_recomputed_whole(long_warehouse):
+    con = long_warehouse
+    compute_institution_week_indicators(con)
+    con.execute(f"ALTER TABLE {MART} DROP COLUMN _computed_at")
+    refresh = refresh_institution_week_indicators(con)
+    assert refresh.full and len(refresh.weeks) == LAST_WEEK
+
+
+def test_asset_reports_a_rerun_without_new_rows_as_empty(long_warehouse, tmp_path):
+    long_warehouse.close()
+    resources = {"duckdb": WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))}
+    metadata = []
+    for _ in range(2):
+        result = dg.materialize([institution_week_indicators], resources=resources)
+        metadata.append(result.asset_materializations_for_node("institution_week_indicators")[0].metadata)
+    assert [m["mode"].value for m in metadata] == ["full", "incremental"]
+    assert [m["weeks_recomputed"].value for m in metadata] == [LAST_WEEK, 0]
+    assert metadata[1]["weeks"].value == LAST_WEEK
