@@ -21,6 +21,10 @@ DOC_PATH = "docs/indicators.md"
 
 HIGHER, LOWER = "higher_is_riskier", "lower_is_riskier"
 TIERS = ("red", "orange", "yellow")  # most severe first
+# Points multipliers of the transparent rule score (indicators/rules.py). Signs that parents' prepaid money
+# is leaving, missing or being pulled back now outrank operational and filing findings: an expired lease or a
+# seasonal sales spike is common among sound institutions, money released ahead of classes is not.
+MONEY_AT_RISK, CONTEXT = 3.0, 0.5
 
 # Legal bases, cited by several indicators.
 PREPAID_NOTICE = "《关于加强校外培训机构预收费监管工作的通知》(教监管厅函〔2021〕6号)"
@@ -65,6 +69,7 @@ class Indicator:
     legal_basis: tuple[str, ...]
     reason_zh: str  # formatted with value= and threshold=
     reason_en: str
+    rule_weight: float = CONTEXT  # multiplies a flag's tier points in the rule score
 
     @property
     def sql(self) -> str:
@@ -112,13 +117,15 @@ INDICATORS: tuple[Indicator, ...] = (
       "supervised_balance_fen / prepaid_liability_fen; NULL when the liability is 0 (nothing to cover), "
       "so an institution without prepaid liability is never flagged on it.",
       "ratio", LOWER, T(0.9, 0.7, 0.5), (PREPAID_NOTICE, PREPAID_LOCAL),
-      "资金覆盖率 {value:.2f} 低于阈值 {threshold}", "coverage ratio {value:.2f} below {threshold}"),
+      "资金覆盖率 {value:.2f} 低于阈值 {threshold}", "coverage ratio {value:.2f} below {threshold}",
+      rule_weight=MONEY_AT_RISK),
     I("release_beyond_consumed_fen", "超消课进度划拨金额",
       "Cumulative `release` movements booked by week end minus cumulative consumed value by week end; "
       "> 0 means money left the supervision account before the classes were taught.",
       "fen", HIGHER, T(0, 50_000 * YUAN, 200_000 * YUAN), (PREPAID_NOTICE,),
       "监管资金超消课进度划拨 {value:,.0f} 分(阈值 {threshold:,.0f})",
-      "released {value:,.0f} fen beyond consumed classes (threshold {threshold:,.0f})"),
+      "released {value:,.0f} fen beyond consumed classes (threshold {threshold:,.0f})",
+      rule_weight=MONEY_AT_RISK),
     I("reserve_shortfall_fen", "风险保证金缺口",
       "reserve_required_fen of the filing at week end minus the reserve held (cumulative reserve_in − "
       "reserve_out booked by week end); negative = surplus.",
@@ -129,12 +136,14 @@ INDICATORS: tuple[Indicator, ...] = (
       "Sum of `adjustment_out` movements booked in the 4 weeks ending at week end.",
       "fen", HIGHER, T(0, 10_000 * YUAN, 100_000 * YUAN), (PREPAID_NOTICE,),
       "近4周监管账户调整转出 {value:,.0f} 分(阈值 {threshold:,.0f})",
-      "adjustment transfers out of the account {value:,.0f} fen in 4 weeks (threshold {threshold:,.0f})"),
+      "adjustment transfers out of the account {value:,.0f} fen in 4 weeks (threshold {threshold:,.0f})",
+      rule_weight=MONEY_AT_RISK),
     I("bank_continuity_breaks_4w", "近4周银行流水断点数",
       "Number of rows of staging.bank_continuity_breaks whose `week` is one of the 4 weeks ending at this "
       "week (a missing or altered movement on the supervision account).",
       "count", HIGHER, T(0, 1, 3), (PREPAID_NOTICE,),
-      "近4周监管账户流水断点 {value:.0f} 处", "{value:.0f} bank statement continuity breaks in 4 weeks"),
+      "近4周监管账户流水断点 {value:.0f} 处", "{value:.0f} bank statement continuity breaks in 4 weeks",
+      rule_weight=MONEY_AT_RISK),
     I("bank_feed_silence_weeks", "银行流水中断周数",
       "Whole weeks since the last week with an account movement booked by week end (0 = movements this "
       "week); with no movement ever, weeks since the filing's registration week.",
@@ -152,7 +161,8 @@ INDICATORS: tuple[Indicator, ...] = (
       "(value-weighted); NULL without orders.",
       "share", HIGHER, T(0.3, 0.4, 0.5), (PREPAID_NOTICE, PENALTY_RULES),
       "近4周平均折扣深度 {value:.0%}(阈值 {threshold:.0%})",
-      "4-week discount depth {value:.0%} (threshold {threshold:.0%})"),
+      "4-week discount depth {value:.0%} (threshold {threshold:.0%})",
+      rule_weight=MONEY_AT_RISK),
     I("over_cap_orders_4w", "近4周超限收费订单数",
       "Non-cancelled orders paid in the 4 weeks ending at week end with class_hours > 60 or course_end "
       "later than course_start + 3 months.",
@@ -187,13 +197,15 @@ INDICATORS: tuple[Indicator, ...] = (
       "Refund requests received this week / max(1, mean weekly requests of the 8 previous weeks).",
       "ratio", HIGHER, T(3, 5, 10), (PREPAID_NOTICE, CONSUMER_LAW),
       "本周退费申请为前8周均值的 {value:.1f} 倍(阈值 {threshold})",
-      "refund requests {value:.1f}× the 8-week mean (threshold {threshold})"),
+      "refund requests {value:.1f}× the 8-week mean (threshold {threshold})",
+      rule_weight=MONEY_AT_RISK),
     I("overdue_refunds", "逾期未退费申请数",
       "Refund requests made by week end, neither paid (paid_at) nor rejected (decided_at) by week end, and "
       "more than 5 working days old at week end (working days = Mon–Fri after the request date; public "
       "holidays are ignored).",
       "count", HIGHER, T(0, 3, 10), (PREPAID_NOTICE, PENALTY_RULES, CONSUMER_LAW),
-      "超过5个工作日未退费的申请 {value:.0f} 笔", "{value:.0f} refund requests unpaid after 5 working days"),
+      "超过5个工作日未退费的申请 {value:.0f} 笔", "{value:.0f} refund requests unpaid after 5 working days",
+      rule_weight=MONEY_AT_RISK),
     I("median_refund_days", "退费办理天数中位数",
       "Median of (paid_at − requested_at) in days over refunds paid in the 4 weeks ending at week end; "
       "NULL without such refunds.",
@@ -321,6 +333,8 @@ def markdown() -> str:
         "  (`Indicator.tier(value, thresholds)`); NULL is never flagged; `—` = not flagged on its own. Per-province",
         "  overrides live in `indicators/thresholds.yaml` (`indicators.registry.thresholds_for(province_code)`).",
         "  Reasons: `Indicator.reasons(value, threshold)` gives the Chinese and English text.",
+        "- Rule weight: the multiplier of a flag's tier points in the transparent rule score (`indicators/rules.py`):",
+        f"  {MONEY_AT_RISK:g} for signs that parents' prepaid money is leaving, missing or being pulled back, {CONTEXT:g} for the rest.",
         "",
         "## How it is computed",
         "",
@@ -332,14 +346,14 @@ def markdown() -> str:
         "",
         "## Indicators",
         "",
-        "| name | 中文名 | formula | unit | direction | yellow / orange / red | legal basis | SQL | test |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| name | 中文名 | formula | unit | direction | yellow / orange / red | rule weight | legal basis | SQL | test |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for i in INDICATORS:
         t = i.thresholds
         cuts = " / ".join(_cell(v) for v in (t.yellow, t.orange, t.red))
         lines.append(
-            f"| `{i.name}` | {i.name_zh} | {_cell(i.formula)} | {i.unit} | {i.direction} | {cuts} | "
+            f"| `{i.name}` | {i.name_zh} | {_cell(i.formula)} | {i.unit} | {i.direction} | {cuts} | {i.rule_weight:g} | "
             f"{'; '.join(i.legal_basis)} | [`{i.sql}`](../{i.sql}) | `{i.test}` |"
         )
     return "\n".join(lines) + "\n"

@@ -8,15 +8,16 @@ Three sources, combined per institution and week:
   (`indicators.registry.thresholds_for`).
 - A score: the model's calibrated probability from `marts.institution_week_scores` when the model has
   scored the row; until then a transparent rule score, logistic(points − 6), where points add
-  `TIER_POINTS` (yellow 0.5, orange 1.5, red 3) over the threshold flags and the hard rules. The rule score is
+  `TIER_POINTS` (yellow 0.5, orange 1.5, red 3) times the indicator's `rule_weight` (3 for money at risk,
+  0.5 for the rest; `indicators.registry`) over the threshold flags and the hard rules. The rule score is
   a ranking device, not a calibrated probability. The model's own fallback rows (`model_name =
   'rule_score'`, the same rule score) count as the rule score.
 
 Tier = the most severe of the hard-rule tiers and the score's tier under the cut-offs (`RULE_CUTOFFS` for
 the rule score, `MODEL_CUTOFFS` for the model's; both configurable). With the rule score no single indicator
 lists an institution (a young institution's ratios are noisy, and the registry's yellow cut-offs flag most
-institutions on something): yellow needs 6 points (e.g. two red flags), red 8; hard rules list on their own.
-On the demo data this lists about 7 % of institution-weeks, half of them through hard rules.
+institutions on something): yellow needs 6 points (e.g. a red money flag, or an orange money flag with its
+hard rule), red 8; hard rules list on their own.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def rule_book(provinces: Iterable[str],
                      for tier in registry.TIERS if (cut := cuts.threshold(tier)) is not None]
     book = pd.DataFrame(rows)
     book["severity"] = book["tier"].map(TIER_SEVERITY)
-    book["points"] = book["tier"].map(TIER_POINTS)
+    book["points"] = book["tier"].map(TIER_POINTS) * book["indicator"].map(
+        lambda name: registry.by_name(name).rule_weight)
     return book
 
 
@@ -218,13 +220,16 @@ def _flags_per_candidate(flags: pd.DataFrame) -> pd.DataFrame:
         flag_texts=("text", list), flag_items=("item", list), hard_severity=("hard_severity", "max"))
 
 
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str | None = None) -> bool:
+    """Whether the table (and its column) exists: other assets may not have written it, or an older version."""
+    sql = f"select count(*) from information_schema.{'columns' if column else 'tables'} " \
+          "where table_schema = ? and table_name = ?" + (" and column_name = ?" if column else "")
+    return con.execute(sql, [schema, table, *([column] if column else [])]).fetchone()[0] > 0
+
+
 def _model_scores_relation(con: duckdb.DuckDBPyConnection) -> str:
     """The newest model version's scores per institution-week, or an empty relation before the model runs."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?",
-        [SCORE_TABLE],
-    ).fetchone()[0]
-    if not exists:
+    if not _exists(con, "marts", SCORE_TABLE):
         return "(select null::varchar as institution_id, null::varchar as week, null::double as score, " \
                "null::json as contributions where false)"
     return (f"(select * from marts.{SCORE_TABLE} where model_name <> '{RULE_SCORE_MODEL_NAME}' "
@@ -294,12 +299,26 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
     return listed[[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")]]
 
 
-def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
-    """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`.
+WEEK_BUILDS = "ops.week_builds"
+WEEK_BUILDS_DDL = f"create table if not exists {WEEK_BUILDS} (week varchar primary key, built_at timestamptz)"
 
-    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
-    `weeks`.
-    """
+
+def _next_week(week: str) -> str:
+    return (date.fromisocalendar(int(week[:4]), int(week[6:]), 1) + timedelta(days=7)).strftime("%G-W%V")
+
+
+def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> list[str]:
+    """Stamp `weeks` and the week after each (its `change` compares against them) in ops.week_builds, which
+    publication compares with its last publication of the week. Returns the stamped weeks."""
+    con.execute("create schema if not exists ops")
+    con.execute(WEEK_BUILDS_DDL)
+    stamped = sorted({w for week in weeks for w in (week, _next_week(week))} & {
+        w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()})
+    con.execute(f"insert or replace into {WEEK_BUILDS} select unnest(?::varchar[]), now()", [stamped])
+    return stamped
+
+
+def _build(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, options: dict) -> tuple[int, list[str]]:
     con.execute("create schema if not exists marts")
     con.execute(WARNINGS_DDL)
     if weeks is None:
@@ -316,4 +335,38 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
     con.register("week_pairs", _week_pairs(con))
     con.execute(_sql("rules_changes.sql"))
     con.unregister("week_pairs")
-    return len(listed)
+    return len(listed), _record_builds(con, weeks)
+
+
+def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
+    """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`,
+    and stamp the rebuilt weeks and the weeks after them in `ops.week_builds`.
+
+    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
+    `weeks`.
+    """
+    return _build(con, weeks, options)[0]
+
+
+def changed_weeks(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Weeks whose indicators (`_computed_at`) or scores (`_scored_at`) are newer than the week's last build,
+    and weeks never built. Without those columns every week counts as changed (no way to tell)."""
+    weeks = "select distinct week from marts.institution_week_indicators"
+    if not (_exists(con, "ops", "week_builds") and _exists(con, "marts", "warnings")
+            and _exists(con, "marts", "institution_week_indicators", "_computed_at")):
+        return [w for (w,) in con.execute(f"{weeks} order by week").fetchall()]
+    if not _exists(con, "marts", SCORE_TABLE):
+        scored = "select null::varchar as week, null::timestamptz as changed_at where false"
+    elif _exists(con, "marts", SCORE_TABLE, "_scored_at"):
+        scored = f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week"
+    else:
+        scored = f"select distinct week, 'infinity'::timestamptz as changed_at from marts.{SCORE_TABLE}"
+    return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored)).fetchall()]
+
+
+def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, list[str]]:
+    """Rebuild only the weeks whose indicators or scores changed since they were last built (all weeks the
+    first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those rebuilt and
+    the week after each)."""
+    weeks = changed_weeks(con)
+    return _build(con, weeks, options) if weeks else (0, [])

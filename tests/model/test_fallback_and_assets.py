@@ -11,6 +11,7 @@ import pytest
 from model_fixtures import FIRST_MONDAY, filing, mart_row, synthetic, write_warehouse
 
 from indicators.registry import NAMES
+from indicators.registry import by_name
 from indicators.rules import RULE_SCORE_CENTRE, TIER_POINTS
 from models import drift, registry
 from models.scoring import score_institution_weeks, train_risk_model
@@ -50,7 +51,7 @@ def test_too_few_closures_falls_back_to_the_rule_score(tmp_path):
     # RISKY: coverage 0.45 < 0.5 earns the red threshold flag and breaks the hard rule coverage < 0.9 (red):
     # two red flags' points; CALM breaks nothing (0 points). The points per tier and the centre are the rule
     # book's settings (indicators.rules), the sum and the logistic are what this module must apply.
-    points = 2 * TIER_POINTS["red"]
+    points = 2 * TIER_POINTS["red"] * by_name("coverage_ratio").rule_weight
     risky_score = 1 / (1 + math.exp(-(points - RULE_SCORE_CENTRE)))
     calm_score = 1 / (1 + math.exp(RULE_SCORE_CENTRE))
     (risky, risky_min, risky_max, name, reasons), (calm, calm_min, calm_max, _, calm_reasons) = \

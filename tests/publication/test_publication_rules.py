@@ -27,26 +27,28 @@ def test_rule_score_is_the_documented_logistic():
 
 def test_hard_rules_thresholds_and_score_give_the_tier(warehouse):
     add_rows(warehouse, [
-        # coverage 0.6: hard red (< 0.9) 3 + registry orange (< 0.7) 1.5 = 4.5 points; tier red (hard rule)
+        # points = tier points (yellow 0.5, orange 1.5, red 3) x rule weight (money at risk 3, other 0.5)
+        # coverage 0.6: hard red (< 0.9) 9 + registry orange (< 0.7) 4.5 = 13.5 points; tier red (hard rule)
         dict(institution_id=A, week="2026-W10", province_code="44", coverage_ratio=0.6),
-        # one overdue refund: hard orange 1.5 + yellow threshold (> 0) 0.5 = 2 points; tier orange (hard rule)
+        # one overdue refund: hard orange 4.5 + yellow threshold (> 0) 1.5 = 6 points; tier orange (hard rule)
         dict(institution_id=B, week="2026-W10", province_code="44", overdue_refunds=1),
-        # discount depth 0.35: yellow only, 0.5 points, not listed
+        # discount depth 0.35: yellow only, 1.5 points, not listed
         dict(institution_id=C, week="2026-W10", province_code="44", discount_depth=0.35, coverage_ratio=1.2),
-        # Shanghai's coverage override (yellow below 1.0) adds the 0.5 that reaches 6 points: discount 0.55 red 3,
-        # sales spike 4 orange 1.5, one over-cap order yellow 0.5, unverified staff yellow 0.5, coverage 0.5
-        dict(institution_id=D, week="2026-W10", province_code="31", coverage_ratio=0.95, discount_depth=0.55,
+        # Shanghai's coverage override (yellow below 1.0) adds the 1.5 that crosses 6 points: discount 0.45
+        # orange 4.5, sales spike 4 orange 0.75, one over-cap order yellow 0.25, unverified staff yellow 0.25
+        # = 5.75, with coverage 7.25 points: orange (7 points and more)
+        dict(institution_id=D, week="2026-W10", province_code="31", coverage_ratio=0.95, discount_depth=0.45,
              sales_spike_ratio=4.0, over_cap_orders_4w=1, staff_unverified_share=0.1),
-        # the same values in Guangdong (no override, coverage 0.95 is fine): 5.5 points, not listed
-        dict(institution_id=E, week="2026-W10", province_code="44", coverage_ratio=0.95, discount_depth=0.55,
+        # the same values in Guangdong (no override, coverage 0.95 is fine): 5.75 points, not listed
+        dict(institution_id=E, week="2026-W10", province_code="44", coverage_ratio=0.95, discount_depth=0.45,
              sales_spike_ratio=4.0, over_cap_orders_4w=1, staff_unverified_share=0.1),
     ])
     assert build_warnings(warehouse) == 3
     rows = listed(warehouse, "2026-W10")
     assert set(rows) == {A, B, D}
-    assert rows[A][:3] == ("red", pytest.approx(1 / (1 + math.exp(1.5))), 1)
-    assert rows[B][:3] == ("orange", pytest.approx(1 / (1 + math.exp(4))), 2)
-    assert rows[D][:3] == ("yellow", pytest.approx(0.5), 1)  # rank 1 in province 31
+    assert rows[A][:3] == ("red", pytest.approx(1 / (1 + math.exp(-7.5))), 1)
+    assert rows[B][:3] == ("orange", pytest.approx(0.5), 2)
+    assert rows[D][:3] == ("orange", pytest.approx(1 / (1 + math.exp(-1.25))), 1)  # rank 1 in province 31
     assert "资金覆盖率 0.95" in rows[D][5]
 
 
@@ -117,10 +119,11 @@ def test_rebuilding_one_week_keeps_the_others(warehouse):
 
 def test_the_models_rule_score_fallback_counts_as_the_rule_score(warehouse):
     add_rows(warehouse, [dict(institution_id=A, week="2026-W10", province_code="44", sales_spike_ratio=6.0,
-                              discount_depth=0.55)])
+                              discount_depth=0.45)])
     warehouse.execute("create table marts.institution_week_scores (institution_id varchar, week varchar, "
                       "model_name varchar, model_version varchar, score double, contributions json)")
-    # 0.5 would be red under the model cut-offs; as the rule score (two red flags, 6 points) it is yellow
+    # 0.5 would be red under the model cut-offs; as the rule score (an orange money flag 4.5 + a red
+    # sales spike 1.5 = 6 points) it is yellow
     warehouse.execute("insert into marts.institution_week_scores values (?, '2026-W10', 'rule_score', 'rules', "
                       "0.5, '[]')", [A])
     build_warnings(warehouse)
