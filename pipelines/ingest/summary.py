@@ -29,8 +29,8 @@ def summary_text(con: duckdb.DuckDBPyConnection) -> str:
     lines.append(f"  files rejected: {len(rejected)}; duplicate files skipped: {duplicates}")
     lines += [f"    {name}: {reason}" for name, reason in rejected]
     unchanged, stale = con.execute(
-        "SELECT coalesce(sum(rows_unchanged), 0), count(*) FILTER (WHERE rows_delivered > 0 "
-        "AND rows_unchanged = rows_delivered) FROM ops.files WHERE status = 'loaded'"
+        "SELECT coalesce(sum(rows_unchanged), 0), count(*) FILTER (WHERE coalesce(rows_inserted, 0) "
+        "+ coalesce(rows_corrected, 0) + coalesce(rows_quarantined, 0) = 0) FROM ops.files WHERE status = 'loaded'"
     ).fetchall()[0]
     lines.append(f"  re-delivered rows identical to loaded ones (counted once): {unchanged:,}; "
                  f"files with nothing new: {stale}")
