@@ -46,9 +46,13 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 def _cmd_rule_backtest(args: argparse.Namespace) -> int:
     from pipelines.publish.backtest_rules import rule_backtest
     from pipelines.warehouse import connect
+    from tutorwatch.runner import publishable_weeks
 
     with connect(Path(args.warehouse), read_only=True) as con:
-        print(rule_backtest(con, Path(args.truth)))
+        weeks = publishable_weeks(con, None)
+        print(f"weeks evaluated: the {len(weeks)} publishable weeks {weeks[0]} … {weeks[-1]}" if weeks else
+              "no publishable weeks: every week evaluated")
+        print(rule_backtest(con, Path(args.truth), weeks or None))
     return 0
 
 

@@ -24,10 +24,13 @@ HORIZON_WEEKS = 8
 MIN_LEAD_WEEKS = 4
 
 
-def rule_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every institution-week with its rule score and whether the rule tiers alone would list it."""
+def rule_scores(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.DataFrame:
+    """Every institution-week (of `weeks`, default all) with its rule score and whether the rule tiers alone
+    would list it."""
     rows = con.execute(
         "select institution_id, week, province_code from marts.institution_week_indicators").df()
+    if weeks is not None:
+        rows = rows[rows["week"].isin(weeks)].reset_index(drop=True)
     flags = rule_flags(con, sorted(rows["week"].unique()))
     per_row = flags.groupby(["institution_id", "week"]).agg(
         points=("points", "sum"), hard=("kind", lambda k: bool((k == "hard").any()))).reset_index()
@@ -43,13 +46,15 @@ def abnormal_closures(truth_dir: Path) -> pd.DataFrame:
     return truth.loc[truth["closure_reason"] == "abnormal", ["institution_id", "province_code", "closure_date"]]
 
 
-def rule_backtest(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> str:
+def rule_backtest(con: duckdb.DuckDBPyConnection, truth_dir: Path, weeks: list[str] | None = None) -> str:
     """A plain-text report: precision@k per province-week, overall, and the early-listing share.
 
+    `weeks`: the weeks a list would have been published for (`tutorwatch rule-backtest` passes the runner's
+    publishable weeks: the back-filled months before the bank feed starts have no balance to judge).
     Only province-weeks with an abnormal closure ahead are listed row by row (elsewhere precision is 0 by
     construction); the rest are summed per province.
     """
-    scored = rule_scores(con)
+    scored = rule_scores(con, weeks)
     closures = abnormal_closures(truth_dir)
     dated = scored.merge(closures[["institution_id", "closure_date"]], on="institution_id", how="left")
     ahead = metrics.weeks_before(dated["week"], dated["closure_date"].fillna("1900-01-01"))

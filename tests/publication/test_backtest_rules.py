@@ -6,7 +6,7 @@ import csv
 
 from publication_fixtures import add_rows
 
-from pipelines.publish.backtest_rules import rule_backtest
+from pipelines.publish.backtest_rules import rule_backtest, rule_scores
 
 A, B, C, D, E, Z = (f"9144010{c}MA5AAAAA1A" for c in "123456")  # sorted A < B < … < Z
 
@@ -38,3 +38,13 @@ def test_precision_and_early_listing_against_truth(warehouse, tmp_path):
     assert "abnormal closures in the data: 2" in report
     assert ">= 4 weeks before closure (within 16): 50.0%" in report
     assert "median lead of the first listing: 3.0 weeks" in report
+
+
+def test_only_the_given_weeks_are_scored(warehouse):
+    add_rows(warehouse, [dict(institution_id=inst, week=week, province_code="44",
+                              coverage_ratio=0.4 if inst == A else 1.0)
+                         for week in ("2026-W01", "2026-W02") for inst in (A, B)])
+    scored = rule_scores(warehouse, ["2026-W02"])
+    assert sorted(zip(scored["institution_id"], scored["week"])) == [(A, "2026-W02"), (B, "2026-W02")]
+    # A (0.4): hard red 9 + registry red (< 0.5) 9 points (coverage is money at risk: weight 3); B: none
+    assert dict(zip(scored["institution_id"], scored["points"])) == {A: 18.0, B: 0.0}
