@@ -318,7 +318,12 @@ def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> list[str
     return stamped
 
 
-def _build(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, options: dict) -> tuple[int, list[str]]:
+def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
+    """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`.
+
+    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
+    `weeks`. `refresh_warnings` is the incremental entry point that also stamps `ops.week_builds`.
+    """
     con.execute("create schema if not exists marts")
     con.execute(WARNINGS_DDL)
     if weeks is None:
@@ -335,32 +340,20 @@ def _build(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, options: dic
     con.register("week_pairs", _week_pairs(con))
     con.execute(_sql("rules_changes.sql"))
     con.unregister("week_pairs")
-    return len(listed), _record_builds(con, weeks)
-
-
-def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
-    """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`,
-    and stamp the rebuilt weeks and the weeks after them in `ops.week_builds`.
-
-    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
-    `weeks`.
-    """
-    return _build(con, weeks, options)[0]
+    return len(listed)
 
 
 def changed_weeks(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Weeks whose indicators (`_computed_at`) or scores (`_scored_at`) are newer than the week's last build,
     and weeks never built. Without those columns every week counts as changed (no way to tell)."""
-    weeks = "select distinct week from marts.institution_week_indicators"
+    has_scores = _exists(con, "marts", SCORE_TABLE)
     if not (_exists(con, "ops", "week_builds") and _exists(con, "marts", "warnings")
-            and _exists(con, "marts", "institution_week_indicators", "_computed_at")):
-        return [w for (w,) in con.execute(f"{weeks} order by week").fetchall()]
-    if not _exists(con, "marts", SCORE_TABLE):
-        scored = "select null::varchar as week, null::timestamptz as changed_at where false"
-    elif _exists(con, "marts", SCORE_TABLE, "_scored_at"):
-        scored = f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week"
-    else:
-        scored = f"select distinct week, 'infinity'::timestamptz as changed_at from marts.{SCORE_TABLE}"
+            and _exists(con, "marts", "institution_week_indicators", "_computed_at")
+            and (not has_scores or _exists(con, "marts", SCORE_TABLE, "_scored_at"))):
+        return [w for (w,) in con.execute(
+            "select distinct week from marts.institution_week_indicators order by week").fetchall()]
+    scored = (f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week" if has_scores
+              else "select null::varchar as week, null::timestamptz as changed_at where false")
     return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored)).fetchall()]
 
 
@@ -369,4 +362,7 @@ def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, li
     first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those rebuilt and
     the week after each)."""
     weeks = changed_weeks(con)
-    return _build(con, weeks, options) if weeks else (0, [])
+    if not weeks:
+        return 0, []
+    rows = build_warnings(con, weeks, **options)
+    return rows, _record_builds(con, weeks)

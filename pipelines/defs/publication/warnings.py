@@ -1,10 +1,10 @@
-"""The warnings mart as an asset: a thin wrapper around `indicators.rules.build_warnings`."""
+"""The warnings mart as an asset: a thin wrapper around `indicators.rules.refresh_warnings`."""
 
 import os
 
 import dagster as dg
 
-from indicators.rules import build_warnings
+from indicators.rules import refresh_warnings
 from pipelines.resources import WarehouseResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -14,12 +14,17 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     group_name="publication",
     kinds={"duckdb"},
     deps=[dg.AssetKey("institution_week_indicators"), dg.AssetKey("institution_week_scores")],
-    description="marts.warnings (listed institution-weeks with tier, score, reasons, change) and warning_drops.",
+    description="marts.warnings (listed institution-weeks with tier, score, reasons, change) and warning_drops; "
+                "ops.week_builds (when each week was last rebuilt).",
 )
 def warnings(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    """Every week is rebuilt: late rows and a new model change past weeks' tiers and changes."""
+    """Rebuild only weeks whose indicators or scores changed since their last build, and the week after each
+    (its `change` column compares against them), so publication republishes exactly those weeks."""
     with duckdb.get_connection() as con:
-        rows = build_warnings(con)
+        rows, weeks = refresh_warnings(con)
         by_tier = dict(con.execute("select tier, count(*) from marts.warnings group by tier").fetchall())
         drops = con.execute("select count(*) from marts.warning_drops").fetchone()[0]
-    return dg.MaterializeResult(metadata={"rows": rows, "drops": drops, **{f"rows_{t}": n for t, n in by_tier.items()}})
+    return dg.MaterializeResult(metadata={
+        "rows": rows, "drops": drops, "weeks_rebuilt": len(weeks),
+        "first_week_rebuilt": weeks[0] if weeks else "", **{f"rows_{t}": n for t, n in by_tier.items()},
+    })

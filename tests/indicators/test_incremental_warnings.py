@@ -1,0 +1,82 @@
+"""Incremental warnings: a week is rebuilt when its indicators or scores changed since its last build, the
+week after it is stamped too (its `change` compares against it), and the result equals a full rebuild."""
+
+import pandas as pd
+from conftest import at, consumption, insert
+from test_incremental_indicators import LAST_WEEK, loaded_now, long_warehouse  # noqa: F401 (fixture)
+
+from indicators.compute import compute_institution_week_indicators, refresh_institution_week_indicators
+from indicators.rules import build_warnings, refresh_warnings
+
+ALL_WEEKS = [f"2026-W{w:02d}" for w in range(1, LAST_WEEK + 1)]
+
+
+def builds(con) -> dict[str, object]:
+    return dict(con.execute("SELECT week, built_at FROM ops.week_builds").fetchall())
+
+
+def warnings_table(con) -> pd.DataFrame:
+    return con.execute("SELECT * FROM marts.warnings ORDER BY week, institution_id").df()
+
+
+def add_scores(con, rows: list[tuple[str, str, float]], with_scored_at: bool = True) -> None:
+    scored_at = ", _scored_at TIMESTAMPTZ DEFAULT now()" if with_scored_at else ""
+    con.execute("CREATE TABLE IF NOT EXISTS marts.institution_week_scores (institution_id VARCHAR, week VARCHAR, "
+                f"model_name VARCHAR, model_version VARCHAR, score DOUBLE, contributions JSON{scored_at})")
+    for institution_id, week, score in rows:
+        con.execute("INSERT INTO marts.institution_week_scores (institution_id, week, model_name, model_version, "
+                    "score, contributions) VALUES (?, ?, 'hgb', 'v1', ?, '[]')", [institution_id, week, score])
+
+
+def test_first_refresh_builds_every_week_and_a_rerun_nothing(long_warehouse):  # noqa: F811
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    rows, stamped = refresh_warnings(con)
+    assert stamped == ALL_WEEKS
+    assert rows == con.execute("SELECT count(*) FROM marts.warnings").fetchone()[0] > 0
+    first = builds(con)
+    assert refresh_warnings(con) == (0, [])
+    assert builds(con) == first
+
+
+def test_late_row_rebuilds_its_weeks_and_equals_a_full_rebuild(long_warehouse):  # noqa: F811
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    refresh_warnings(con)
+    before = builds(con)
+    insert(con, "consumptions", [loaded_now(consumption("c7", "m4", "M", at(33, 3), 2))])
+    refresh_institution_week_indicators(con)                      # recomputes W33..W40
+
+    _, stamped = refresh_warnings(con)
+
+    assert stamped == ALL_WEEKS[32:]
+    after = builds(con)
+    assert all(after[w] == before[w] for w in ALL_WEEKS[:32])
+    assert all(after[w] > before[w] for w in ALL_WEEKS[32:])
+    incremental = warnings_table(con)
+    build_warnings(con)
+    pd.testing.assert_frame_equal(incremental, warnings_table(con))
+
+
+def test_new_score_rebuilds_its_week_and_stamps_the_next(long_warehouse):  # noqa: F811
+    con = long_warehouse
+    compute_institution_week_indicators(con)
+    refresh_warnings(con)
+    before = builds(con)
+    # a model score of 0.6 (>= the model's red cut-off 0.5) for S in W20: S is listed red in W20
+    add_scores(con, [("S", "2026-W20", 0.6)])
+
+    _, stamped = refresh_warnings(con)
+
+    assert stamped == ["2026-W20", "2026-W21"]
+    assert all(builds(con)[w] == before[w] for w in ALL_WEEKS if w not in stamped)
+    assert con.execute("SELECT tier FROM marts.warnings WHERE institution_id = 'S' AND week = '2026-W20'"
+                       ).fetchall() == [("red",)]
+
+
+def test_scores_without_scored_at_rebuild_every_week(long_warehouse):  # noqa: F811
+    con = long_warehouse
+    compute_institution_week_indicators(con)
+    refresh_warnings(con)
+    add_scores(con, [("S", "2026-W20", 0.6)], with_scored_at=False)
+    assert refresh_warnings(con)[1] == ALL_WEEKS
