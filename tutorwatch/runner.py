@@ -1,15 +1,22 @@
 """`tutorwatch run`: every asset of the Dagster definitions over one landing directory.
 
-The warehouse assets (ingest, contracts, indicators, model, warnings) run once over all history; the
-publication assets then run once per ISO week partition. Both go through the same definitions that
-`dg dev` and the schedules use, on an ephemeral Dagster instance.
+The warehouse assets (ingest, contracts, indicators, model, warnings) run once over all history, in one
+process: DuckDB has one writer. Publication then only reads the warehouse, so its (week, province)
+partitions and the weeks' national files run in `jobs` worker processes at once, each partition a
+`dg.materialize` of the same definitions that `dg dev` and the schedules use (ephemeral instances).
+Only lists whose week was rebuilt since their publication are published again (`stale_lists`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +26,12 @@ from tutorwatch import settings
 
 FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means anything
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
-REPORTS_ASSET = dg.AssetKey("weekly_reports")  # ~160 MB and ~30 s a week: by default only the newest week
+PARTITION_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # hundreds of runs: failures only
+ENV_JOBS = "TUTORWATCH_JOBS"
+DEFAULT_JOBS = 2
+# Reports cost ~160 MB and ~30 s a week: by default only the newest week's.
+PROVINCE_ASSETS = ("province_warning_lists", "province_reports")
+NATIONAL_ASSETS = ("warning_lists", "weekly_reports")
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
@@ -83,20 +95,94 @@ def publishable_weeks(con, week_range: tuple[str, str] | None) -> list[str]:
     return [week for week, _ in rows if first <= week <= last]
 
 
-def _partitioned_keys(defs: dg.Definitions) -> tuple[set[dg.AssetKey], set[dg.AssetKey]]:
-    graph = defs.resolve_asset_graph()
-    keys = graph.get_all_asset_keys()
-    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    return keys - partitioned, partitioned
+@dataclass(frozen=True)
+class Partition:
+    """One unit of publication: a (week, province) partition, or a week's national files (province None)."""
+
+    week: str
+    province: str | None
+    assets: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.week} {self.province or 'national'}"
+
+
+def publication_plan(con, out: Path, weeks: list[str], report_weeks: Iterable[str]) -> list[Partition]:
+    """Stale lists (never published, or rebuilt since) and the reports of `report_weeks`, provinces first."""
+    from pipelines.publish import NATIONAL, stale_lists, week_lists
+
+    stale, report_weeks = set(stale_lists(con, out, weeks)), set(report_weeks)
+    plan = []
+    for week, name in week_lists(con, weeks):
+        list_asset, report_asset = NATIONAL_ASSETS if name == NATIONAL else PROVINCE_ASSETS
+        assets = (list_asset,) * ((week, name) in stale) + (report_asset,) * (week in report_weeks)
+        if assets:
+            plan.append(Partition(week, None if name == NATIONAL else name, assets))
+    return sorted(plan, key=lambda p: p.province is None)
+
+
+@cache
+def _definitions() -> tuple[list, dict]:
+    from pipelines.definitions import defs
+
+    return list(defs.assets or []), defs.resources
+
+
+@cache
+def _instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
+
+
+def publish_partition(partition: Partition) -> tuple[Partition, bool, float]:
+    """Materialise one partition in this process; (partition, success, seconds)."""
+    from pipelines.partitions import iso_week_partitions, week_province_key
+
+    started = time.monotonic()
+    assets, resources = _definitions()
+    instance = _instance()
+    if not instance.has_dynamic_partition(iso_week_partitions.name, partition.week):
+        instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
+    key = partition.week if partition.province is None else week_province_key(partition.week, partition.province)
+    result = dg.materialize(assets, selection=list(partition.assets), resources=resources, instance=instance,
+                            partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
+    return partition, result.success, time.monotonic() - started
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition, bool, float]]:
+    """Publish the partitions, `jobs` at a time in worker processes (in this process when jobs is 1).
+
+    Workers fork from a server that imported the definitions once, and take the folders from this
+    process's environment (a long-lived fork server would otherwise keep the first run's).
+    """
+    if jobs <= 1 or len(plan) <= 1:
+        yield from map(publish_partition, plan)
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipelines.definitions"])
+    env = {k: v for k, v in os.environ.items() if k.startswith("TUTORWATCH_")}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_set_environment,
+                             initargs=(env,)) as pool:
+        yield from (f.result() for f in as_completed([pool.submit(publish_partition, p) for p in plan]))
+
+
+def default_jobs() -> int:
+    return int(os.environ.get(ENV_JOBS, DEFAULT_JOBS))
 
 
 def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | None = None,
-        all_reports: bool = False, echo: Callable[[str], None] = print) -> list[str]:
-    """Process the landing directory; returns the published weeks. Raises LandingUnusable / PiiKeyMissing.
+        all_reports: bool = False, jobs: int | None = None, echo: Callable[[str], None] = print) -> list[str]:
+    """Process the landing directory; returns the publishable weeks. Raises LandingUnusable / PiiKeyMissing.
 
-    Lists are published for every week; reports for the newest week only unless `all_reports`.
+    Lists are published for every publishable week whose lists are stale; reports for the newest week
+    only unless `all_reports`. `jobs` worker processes publish at once (default TUTORWATCH_JOBS or 2).
     """
     started = time.monotonic()
+    jobs = jobs or default_jobs()
     week_range = parse_week_range(weeks)
     n_files = check_landing(landing)
     settings.pii_key()  # refuse before touching anything when the pseudonymisation key is missing
@@ -106,35 +192,31 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
     warehouse = set_default_environment(landing, out, warehouse)
     from pipelines.definitions import defs
     from pipelines.ingest import summary_text
-    from pipelines.partitions import iso_week_partitions
     from pipelines.warehouse import connect
 
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    resources = defs.resources
-    instance = dg.DagsterInstance.ephemeral()
-    unpartitioned, partitioned = _partitioned_keys(defs)
-
+    graph = defs.resolve_asset_graph()
+    unpartitioned = [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None]
     echo(f"tutorwatch: {n_files} delivery files in {landing}; warehouse {warehouse}")
     echo(f"[1/2] ingest, contracts, indicators, model and warnings ({len(unpartitioned)} assets)")
-    result = dg.materialize(assets, selection=list(unpartitioned), resources=resources, instance=instance,
-                            run_config=QUIET_LOGS)
+    result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=unpartitioned,
+                            resources=defs.resources, instance=_instance(), run_config=QUIET_LOGS)
     if not result.success:
         raise RuntimeError("the warehouse run failed; see the log above")
 
     with connect(warehouse, read_only=True) as con:
         to_publish = publishable_weeks(con, week_range)
+        plan = publication_plan(con, out, to_publish, to_publish if all_reports else to_publish[-1:])
         summary = summary_text(con)
-    echo(f"[2/2] publication for {len(to_publish)} weeks"
-         + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else ""))
-    instance.add_dynamic_partitions(iso_week_partitions.name, to_publish)
-    for i, week in enumerate(to_publish, 1):
-        with_reports = all_reports or i == len(to_publish)
-        selection = partitioned if with_reports else partitioned - {REPORTS_ASSET}
-        echo(f"  publishing {week} ({i}/{len(to_publish)}){' with reports' if with_reports else ''}")
-        result = dg.materialize(assets, selection=list(selection), resources=resources, instance=instance,
-                                partition_key=week, run_config=QUIET_LOGS)
-        if not result.success:
-            raise RuntimeError(f"publication of {week} failed; see the log above")
+    echo(f"[2/2] publication of {len(to_publish)} weeks"
+         + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else "")
+         + f": {len(plan)} partitions to publish, {min(jobs, max(len(plan), 1))} at a time")
+    failed = []
+    for i, (partition, ok, seconds) in enumerate(run_partitions(plan, jobs), 1):
+        echo(f"  publishing {partition.label} ({i}/{len(plan)}) {'done' if ok else 'FAILED'} in {seconds:.1f} s")
+        if not ok:
+            failed.append(partition.label)
+    if failed:
+        raise RuntimeError(f"publication failed for {', '.join(failed)}; see the log above")
 
     echo(summary)
     echo(f"Warning lists: {out / 'warnings'}")

@@ -230,17 +230,19 @@ def publish_week(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> dict[s
     return results
 
 
-def stale_lists(con: duckdb.DuckDBPyConnection, out: Path, weeks: Iterable[str]) -> list[tuple[str, str]]:
-    """(week, list) pairs to publish: never published, or the week was rebuilt after their publication.
-
-    Lists are every active province of the week plus NATIONAL; without `ops.week_builds` all of them.
-    """
-    weeks = list(weeks)
+def week_lists(con: duckdb.DuckDBPyConnection, weeks: Iterable[str]) -> list[tuple[str, str]]:
+    """(week, list) pairs of the weeks: every province with active institutions, then NATIONAL."""
+    weeks = sorted(weeks)
     if not weeks:
         return []
-    builds = week_builds(con) or {}
     active = con.execute(
         "select distinct week, province_code from marts.institution_week_indicators "
-        "where list_contains($weeks, week) order by 1, 2", {"weeks": weeks}).fetchall()
-    names = [*active, *((w, NATIONAL) for w in weeks)]
-    return sorted((w, n) for w, n in names if is_stale(read_manifest(out, w, n), builds.get(w)))
+        "where list_contains($weeks, week)", {"weeks": weeks}).fetchall()
+    return sorted([*active, *((w, NATIONAL) for w in weeks)])  # NATIONAL ('all') sorts after the codes
+
+
+def stale_lists(con: duckdb.DuckDBPyConnection, out: Path, weeks: Iterable[str]) -> list[tuple[str, str]]:
+    """The week_lists to publish: never published, or the week was rebuilt after their publication
+    (all of them without `ops.week_builds`)."""
+    builds = week_builds(con) or {}
+    return [(w, n) for w, n in week_lists(con, weeks) if is_stale(read_manifest(out, w, n), builds.get(w))]
