@@ -1,0 +1,28 @@
+"""`python -m bench --scale national --cache .bench-cache [--institutions N] [--skip pandas,...]`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.report import render
+from bench.run import RESULTS, bench
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", default="national", choices=("demo", "province", "national"))
+    parser.add_argument("--cache", default=".bench-cache", help="generated data and runs, kept between runs")
+    parser.add_argument("--institutions", type=int, help="shrink the scale (e.g. 15000) for a quicker run")
+    parser.add_argument("--weeks", type=int)
+    parser.add_argument("--memory-limit", default="4GB", help="TUTORWATCH_MEMORY_LIMIT of every step")
+    parser.add_argument("--skip", default="", help="comma-separated: full, reference, pandas, incremental")
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    bench(args.scale, cache, args.institutions, args.weeks, args.memory_limit, set(filter(None, args.skip.split(","))))
+    RESULTS.write_text(render(cache), encoding="utf-8")
+    print(f"[bench] figures in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`bench/results.md` from the figures of every scale run so far (`<cache>/<label>/figures.json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STAGES = {  # Dagster step key -> stage of the weekly run; every other step is ingestion (feeds, contracts)
+    "institution_week_indicators": "indicators",
+    "risk_model": "model", "model_backtest": "model", "institution_week_scores": "model",
+    "warnings": "warnings",
+}
+TARGETS = "full pipeline ≤ 2× the reference, ≥ 5× faster than pandas, peak ≤ 4 GB, incremental run ≤ 60 s"
+
+
+def _stages(timing: dict) -> dict[str, float]:
+    stages: dict[str, float] = {}
+    for step, seconds in timing["figures"].get("assets", {}).items():
+        stage = STAGES.get(step, "ingest")
+        stages[stage] = stages.get(stage, 0) + seconds
+    stages["publication"] = timing["figures"].get("publication_s", 0)
+    return stages
+
+
+def _row(label: str, timing: dict | None, rows: int) -> str:
+    if timing is None:
+        return f"| {label} | not run | | | |"
+    if not timing["ok"]:
+        return f"| {label} | failed after {timing['seconds']:.0f} s | | {timing['peak_mb']:,.0f} | |"
+    return (f"| {label} | {timing['seconds']:,.1f} | {rows / timing['seconds']:,.0f} | {timing['peak_mb']:,.0f} | "
+            f"{'✓' if timing['peak_mb'] <= 4096 else '✗'} |")
+
+
+def _ratio(numerator: dict | None, denominator: dict | None) -> float | None:
+    if not (numerator and denominator and numerator["ok"] and denominator["ok"]):
+        return None
+    return numerator["seconds"] / denominator["seconds"]
+
+
+def section(f: dict) -> str:
+    rows = f.get("rows", 0)
+    a, b, c, inc = (f.get(k) for k in ("pipeline", "reference", "pandas", "incremental"))
+    lines = [
+        f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']})", "",
+    ]
+    if gen := f.get("generate"):
+        lines += [f"Generation: {gen['seconds']:,.0f} s, peak {gen['peak_mb']:,.0f} MB (cached; not timed below).", ""]
+        if summary := gen["figures"].get("summary"):
+            lines += ["```", summary.strip(), "```", ""]
+    if conv := f.get("convert"):
+        delivered = conv["figures"]["delivered"]
+        lines += [f"Delivered rows: {rows:,} (" + ", ".join(f"{k} {v:,}" for k, v in delivered.items())
+                  + f"). Landing → one Parquet per feed (latest version per key) in {conv['seconds']:,.0f} s, "
+                  "outside the timings; (b) and (c) read those files, (a) reads the landing files.", ""]
+    lines += [
+        "| step | wall s | rows/s | peak MB | ≤ 4 GB |", "| --- | --- | --- | --- | --- |",
+        _row("(a) full pipeline, landing → published lists", a, rows),
+        _row("(b) reference: one DuckDB SQL, core indicators", b, rows),
+        _row("(c) pandas, core indicators", c, rows),
+        _row(f"incremental run: + week {f.get('newest_week', '?')}", inc, rows),
+        "",
+    ]
+    ab, ca = _ratio(a, b), _ratio(c, a)
+    lines += [
+        f"- a/b = {ab:.1f} (target ≤ 2: {'met' if ab <= 2 else 'missed'})" if ab else "- a/b: not measured",
+        f"- c/a = {ca:.2f} (target ≥ 5: {'met' if ca >= 5 else 'missed'})" if ca else "- c/a: not measured",
+    ]
+    if inc and inc["ok"]:
+        lines.append(f"- incremental run {inc['seconds']:.0f} s (target ≤ 60 s: "
+                     f"{'met' if inc['seconds'] <= 60 else 'missed'})")
+    lines.append("")
+    runs = [(name, f[key]) for name, key in (("full pipeline (a)", "pipeline"), ("incremental run", "incremental"))
+            if f.get(key, {}).get("ok")]
+    if runs:
+        stages = [_stages(t) for _, t in runs]
+        names = ["ingest", "indicators", "model", "warnings", "publication"]
+        lines += ["Where the time goes (s; Dagster step times of the warehouse run, publication wall time):", "",
+                  "| stage | " + " | ".join(n for n, _ in runs) + " |", "| --- |" + " --- |" * len(runs)]
+        lines += [f"| {n} | " + " | ".join(f"{s.get(n, 0):,.1f}" for s in stages) + " |" for n in names]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render(cache: Path, notes: str = "") -> str:
+    sections = [section(json.loads(p.read_text(encoding="utf-8")))
+                for p in sorted(cache.glob("*/figures.json"))]
+    return "\n".join([
+        "# Benchmark results", "",
+        "Written by `python -m bench` (`make bench`); every step runs in its own process (wall time; peak RSS "
+        "from `os.wait4`). Rows/s = delivered rows of the landing / wall time. Targets: " + TARGETS + ".", "",
+        notes, *sections,
+    ])

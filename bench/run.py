@@ -1,0 +1,116 @@
+"""The benchmark run: cached generation and conversion, the three timed implementations, the incremental
+weekly run, and `bench/results.md` rendered from every scale's figures kept in the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from data_contracts.feeds import FILE_NAME_PATTERN
+
+ROOT = Path(__file__).resolve().parents[1]  # `python -m bench.steps` runs from the repository root
+RESULTS = ROOT / "bench" / "results.md"
+BENCH_PII_KEY = "bench-only-pseudonymisation-key"  # synthetic data: any key of 16+ characters will do
+
+
+@dataclass
+class Timing:
+    """One step run in its own process: wall seconds, peak resident memory, and the step's own figures."""
+
+    name: str
+    seconds: float
+    peak_mb: float
+    ok: bool
+    figures: dict = field(default_factory=dict)
+
+
+def timed(name: str, step: str, folder: Path, env: dict[str, str], **options) -> Timing:
+    """Run `python -m bench.steps <step>` and measure it (os.wait4 gives the child's own ru_maxrss)."""
+    figures = folder / f"{name}.json"
+    argv = [sys.executable, "-m", "bench.steps", step, "--json", str(figures)]
+    for option, value in options.items():
+        if value is not None:
+            argv += [f"--{option}", str(value)]
+    print(f"[bench] {name}: {' '.join(argv[3:])}", flush=True)
+    started = time.monotonic()
+    child = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.monotonic() - started
+    ok = os.waitstatus_to_exitcode(status) == 0
+    result = Timing(name, seconds, usage.ru_maxrss / 1024, ok,
+                    json.loads(figures.read_text(encoding="utf-8")) if ok and figures.exists() else {})
+    print(f"[bench] {name}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s, peak {result.peak_mb:.0f} MB", flush=True)
+    return result
+
+
+def split_landing(landing: Path, before: Path, after: Path) -> str:
+    """Symlink trees: `before` = every delivery file (and manifest) of the ISO weeks before the newest
+    delivery week, `after` = all of them. Returns the newest delivery week."""
+    pattern = re.compile(FILE_NAME_PATTERN)
+    files = [p for p in landing.glob("*/*") if pattern.match(p.name.removesuffix(".manifest.json"))]
+
+    def week(path: Path) -> str:
+        day = pattern.match(path.name.removesuffix(".manifest.json"))["date"]
+        return date(int(day[:4]), int(day[4:6]), int(day[6:])).strftime("%G-W%V")
+
+    newest = max(week(p) for p in files)
+    for tree, keep in ((before, lambda p: week(p) < newest), (after, lambda p: True)):
+        shutil.rmtree(tree, ignore_errors=True)
+        for path in filter(keep, files):
+            link = tree / path.parent.name / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return newest
+
+
+def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, memory_limit: str,
+          skip: set[str]) -> dict:
+    """Every figure of one scale (also saved as `cache/<label>/figures.json`)."""
+    label = scale if institutions is None else f"{scale}-{institutions}"
+    folder = (cache / label).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {"TUTORWATCH_MEMORY_LIMIT": memory_limit, "GX_ANALYTICS_ENABLED": "false",
+           "TUTORWATCH_PII_KEY": os.environ.get("TUTORWATCH_PII_KEY", BENCH_PII_KEY)}
+    figures: dict = {"label": label, "scale": scale, "memory_limit": memory_limit, "cpus": os.cpu_count(),
+                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    saved = folder / "figures.json"
+    if saved.exists():
+        figures = json.loads(saved.read_text(encoding="utf-8")) | figures
+
+    def keep(timing: Timing) -> Timing:
+        figures[timing.name] = asdict(timing)
+        saved.write_text(json.dumps(figures, indent=1, ensure_ascii=False), encoding="utf-8")
+        return timing
+
+    landing = folder / "landing"
+    if not landing.is_dir():
+        keep(timed("generate", "generate", folder, env, scale=scale, out=folder, institutions=institutions,
+                   weeks=weeks))
+    figures["newest_week"] = split_landing(landing, folder / "landing_a", folder / "landing_b")
+    parquet = folder / "parquet"
+    if not (parquet / "evaluations.parquet").exists():
+        keep(timed("convert", "convert", folder, env, landing=landing, parquet=parquet))
+    figures["rows"] = sum(figures["convert"]["figures"]["delivered"].values())
+
+    if "full" not in skip:
+        shutil.rmtree(folder / "run_full", ignore_errors=True)
+        keep(timed("pipeline", "pipeline", folder, env, landing=folder / "landing_b", out=folder / "run_full"))
+    if "reference" not in skip:
+        keep(timed("reference", "reference", folder, env, parquet=parquet, result=folder / "reference.parquet"))
+    if "pandas" not in skip:
+        keep(timed("pandas", "pandas", folder, env, parquet=parquet, result=folder / "pandas.parquet"))
+    if "incremental" not in skip:
+        shutil.rmtree(folder / "run_incremental", ignore_errors=True)
+        keep(timed("pipeline_a", "pipeline", folder, env, landing=folder / "landing_a",
+                   out=folder / "run_incremental"))
+        keep(timed("incremental", "pipeline", folder, env, landing=folder / "landing_b",
+                   out=folder / "run_incremental"))
+    return figures

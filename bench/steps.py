@@ -1,0 +1,94 @@
+"""One benchmark step per process (`python -m bench.steps <step> ...`), so each gets its own wall time and
+peak RSS (the parent reads them with os.wait4). Each step writes a small JSON of its own figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _pipeline(args: argparse.Namespace) -> dict:
+    """`tutorwatch run`, with the seconds of each warehouse asset (Dagster step stats) and of publication."""
+    import dagster as dg
+
+    from tutorwatch import runner
+
+    instances: list[dg.DagsterInstance] = []
+
+    def keep_instance() -> dg.DagsterInstance:
+        instances.append(dg.DagsterInstance.ephemeral())
+        return instances[-1]
+
+    marks: list[tuple[float, str]] = []
+
+    def echo(line: str) -> None:
+        marks.append((time.monotonic(), line))
+        print(line, flush=True)
+
+    runner._instance = keep_instance  # the warehouse run stays in this process; keep its event log
+    started = time.monotonic()
+    runner.run(Path(args.landing), Path(args.out), echo=echo)
+    assets: dict[str, float] = {}
+    for instance in instances:
+        for record in instance.get_run_records():
+            for stat in instance.get_run_step_stats(record.dagster_run.run_id):
+                if stat.end_time and stat.start_time:
+                    assets[stat.step_key] = assets.get(stat.step_key, 0) + stat.end_time - stat.start_time
+    publication_start = next(t for t, line in marks if line.startswith("[2/2]"))
+    return {"assets": assets, "warehouse_s": publication_start - started,
+            "publication_s": marks[-1][0] - publication_start}
+
+
+def _reference(args: argparse.Namespace) -> dict:
+    from bench.reference import reference_indicators
+    from pipelines.warehouse import connect
+
+    con = connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
+    reference_indicators(con, Path(args.parquet)).write_parquet(args.result)
+    return {}
+
+
+def _pandas(args: argparse.Namespace) -> dict:
+    from bench.pandas_core import pandas_indicators
+
+    pandas_indicators(Path(args.parquet)).to_parquet(args.result)
+    return {}
+
+
+def _convert(args: argparse.Namespace) -> dict:
+    from bench.convert import convert_landing
+
+    return {"delivered": convert_landing(Path(args.landing), Path(args.parquet))}
+
+
+def _generate(args: argparse.Namespace) -> dict:
+    from tutorwatch.generator import generate
+
+    summary = generate(scale=args.scale, out=Path(args.out), institutions=args.institutions, weeks=args.weeks)
+    return {"summary": summary}
+
+
+STEPS = {"pipeline": _pipeline, "reference": _reference, "pandas": _pandas, "convert": _convert,
+         "generate": _generate}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.steps")
+    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("--json", required=True, help="where this step writes its figures")
+    for option in ("--landing", "--out", "--parquet", "--result", "--scale"):
+        parser.add_argument(option)
+    parser.add_argument("--institutions", type=int)
+    parser.add_argument("--weeks", type=int)
+    args = parser.parse_args(argv)
+    Path(args.json).write_text(json.dumps(STEPS[args.step](args), ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
