@@ -32,8 +32,21 @@ class Timing:
     figures: dict = field(default_factory=dict)
 
 
-def timed(name: str, step: str, folder: Path, env: dict[str, str], **options) -> Timing:
-    """Run `python -m bench.steps <step>` and measure it (os.wait4 gives the child's own ru_maxrss)."""
+def snapshot(target: Path) -> str:
+    """The committed code (HEAD) unpacked into `target`: the steps import it from there, so edits in progress
+    in the working tree cannot break or change a long run. Returns the commit."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "archive", "HEAD"], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(target)], stdin=archive.stdout, check=True)
+    archive.wait()
+    return commit
+
+
+def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path = ROOT, **options) -> Timing:
+    """Run `python -m bench.steps <step>` from `source` and measure it (os.wait4: the child's own ru_maxrss)."""
     figures = folder / f"{name}.json"
     argv = [sys.executable, "-m", "bench.steps", step, "--json", str(figures)]
     for option, value in options.items():
@@ -41,7 +54,7 @@ def timed(name: str, step: str, folder: Path, env: dict[str, str], **options) ->
             argv += [f"--{option}", str(value)]
     print(f"[bench] {name}: {' '.join(argv[3:])}", flush=True)
     started = time.monotonic()
-    child = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT)
+    child = subprocess.Popen(argv, env={**os.environ, **env}, cwd=source)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
     ok = os.waitstatus_to_exitcode(status) == 0
@@ -85,6 +98,12 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     if saved.exists():
         figures = json.loads(saved.read_text(encoding="utf-8")) | figures
 
+    source = folder / "src"
+    figures["commit"] = snapshot(source)
+
+    def measure(name: str, step: str, **options) -> Timing:
+        return keep(timed(name, step, folder, env, source, **options))
+
     def keep(timing: Timing) -> Timing:
         figures[timing.name] = asdict(timing)
         saved.write_text(json.dumps(figures, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -92,25 +111,22 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
 
     landing = folder / "landing"
     if not landing.is_dir():
-        keep(timed("generate", "generate", folder, env, scale=scale, out=folder, institutions=institutions,
-                   weeks=weeks))
+        measure("generate", "generate", scale=scale, out=folder, institutions=institutions, weeks=weeks)
     figures["newest_week"] = split_landing(landing, folder / "landing_a", folder / "landing_b")
     parquet = folder / "parquet"
     if not (parquet / "evaluations.parquet").exists():
-        keep(timed("convert", "convert", folder, env, landing=landing, parquet=parquet))
+        measure("convert", "convert", landing=landing, parquet=parquet)
     figures["rows"] = sum(figures["convert"]["figures"]["delivered"].values())
 
     if "full" not in skip:
         shutil.rmtree(folder / "run_full", ignore_errors=True)
-        keep(timed("pipeline", "pipeline", folder, env, landing=folder / "landing_b", out=folder / "run_full"))
+        measure("pipeline", "pipeline", landing=folder / "landing_b", out=folder / "run_full")
     if "reference" not in skip:
-        keep(timed("reference", "reference", folder, env, parquet=parquet, result=folder / "reference.parquet"))
+        measure("reference", "reference", parquet=parquet, result=folder / "reference.parquet")
     if "pandas" not in skip:
-        keep(timed("pandas", "pandas", folder, env, parquet=parquet, result=folder / "pandas.parquet"))
+        measure("pandas", "pandas", parquet=parquet, result=folder / "pandas.parquet")
     if "incremental" not in skip:
         shutil.rmtree(folder / "run_incremental", ignore_errors=True)
-        keep(timed("pipeline_a", "pipeline", folder, env, landing=folder / "landing_a",
-                   out=folder / "run_incremental"))
-        keep(timed("incremental", "pipeline", folder, env, landing=folder / "landing_b",
-                   out=folder / "run_incremental"))
+        measure("pipeline_a", "pipeline", landing=folder / "landing_a", out=folder / "run_incremental")
+        measure("incremental", "pipeline", landing=folder / "landing_b", out=folder / "run_incremental")
     return figures
