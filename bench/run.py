@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,8 +46,12 @@ def snapshot(target: Path) -> str:
     return commit
 
 
-def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path = ROOT, **options) -> Timing:
-    """Run `python -m bench.steps <step>` from `source` and measure it (os.wait4: the child's own ru_maxrss)."""
+def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path = ROOT, address_space: int = 0,
+          **options) -> Timing:
+    """Run `python -m bench.steps <step>` from `source` and measure it (os.wait4: the child's own ru_maxrss).
+
+    `address_space` (bytes) caps the child's virtual memory, so a step that does not fit fails with a
+    MemoryError instead of waking the OOM killer on a shared machine."""
     figures = folder / f"{name}.json"
     argv = [sys.executable, "-m", "bench.steps", step, "--json", str(figures)]
     for option, value in options.items():
@@ -54,7 +59,10 @@ def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path 
             argv += [f"--{option}", str(value)]
     print(f"[bench] {name}: {' '.join(argv[3:])}", flush=True)
     started = time.monotonic()
-    child = subprocess.Popen(argv, env={**os.environ, **env}, cwd=source)
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    child = subprocess.Popen(argv, env={**os.environ, **env}, cwd=source, preexec_fn=cap if address_space else None)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
     ok = os.waitstatus_to_exitcode(status) == 0
@@ -85,7 +93,7 @@ def split_landing(landing: Path, before: Path, after: Path) -> str:
 
 
 def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, memory_limit: str,
-          skip: set[str]) -> dict:
+          skip: set[str], pandas_memory_gb: float = 12) -> dict:
     """Every figure of one scale (also saved as `cache/<label>/figures.json`)."""
     label = scale if institutions is None else f"{scale}-{institutions}"
     folder = (cache / label).resolve()
@@ -101,8 +109,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     source = folder / "src"
     figures["commit"] = snapshot(source)
 
-    def measure(name: str, step: str, **options) -> Timing:
-        return keep(timed(name, step, folder, env, source, **options))
+    def measure(name: str, step: str, address_space: int = 0, **options) -> Timing:
+        return keep(timed(name, step, folder, env, source, address_space, **options))
 
     def keep(timing: Timing) -> Timing:
         figures[timing.name] = asdict(timing)
@@ -124,7 +132,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     if "reference" not in skip:
         measure("reference", "reference", parquet=parquet, result=folder / "reference.parquet")
     if "pandas" not in skip:
-        measure("pandas", "pandas", parquet=parquet, result=folder / "pandas.parquet")
+        measure("pandas", "pandas", parquet=parquet, result=folder / "pandas.parquet",
+                address_space=int(pandas_memory_gb * 2**30))
     if "incremental" not in skip:
         shutil.rmtree(folder / "run_incremental", ignore_errors=True)
         measure("pipeline_a", "pipeline", landing=folder / "landing_a", out=folder / "run_incremental")
