@@ -8,6 +8,7 @@ differ from the pipeline; the benchmark test compares the others.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -46,7 +47,8 @@ def convert_landing(landing: Path, out: Path) -> dict[str, int]:
     """Write `out/<feed>.parquet` for the core feeds; returns rows delivered per feed (before dedup)."""
     scratch = out / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": os.environ.get("TUTORWATCH_MEMORY_LIMIT") or "4GB",
+                                 "temp_directory": str(scratch)})  # spills there at national scale
     con.execute("SET TimeZone = 'Asia/Shanghai'")
     con.execute("SET enable_progress_bar = false")
     delivered = {}
