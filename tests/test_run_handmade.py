@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -50,7 +51,8 @@ def test_run_succeeds_and_prints_progress_and_summary(handmade_run):
     _, out, proc = handmade_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[1/2]" in proc.stdout and "[2/2]" in proc.stdout
-    assert "publishing 2026-W03" in proc.stdout
+    assert "publishing 2026-W03 11" in proc.stdout and "publishing 2026-W03 national" in proc.stdout
+    assert "2 at a time" in proc.stdout  # the default: two worker processes
     assert str(out / "warnings") in proc.stdout
 
 
@@ -94,6 +96,25 @@ def test_no_planted_phone_or_id_number_in_any_output(handmade_run):
     leaks = [(path.name, number) for path in out.rglob("*") if path.is_file()
              for number in planted if number.encode() in path.read_bytes()]
     assert leaks == []
+
+
+def test_a_second_run_in_one_process_changes_no_published_list(handmade_run):
+    """Same deliveries again, serially this time: every list renders byte-identical, so nothing is written."""
+    landing, out, _ = handmade_run
+    folder = out / "warnings"
+
+    def published():
+        """Every list file, and each manifest's revisions (its built_at moves when a week is rebuilt)."""
+        lists = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.*") if p.suffix in (".csv", ".xlsx")}
+        return lists, {p.name: json.loads(p.read_text())["revisions"] for p in folder.rglob("*.manifest.json")}
+
+    before = published()
+    proc = tutorwatch("run", "--landing", str(landing), "--out", str(out), "--weeks", "2026-W02:2026-W03",
+                      cwd=out.parent, env={**os.environ, "TUTORWATCH_JOBS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 at a time" in proc.stdout
+    assert len(before[0]) == 14 and published() == before  # 3 provinces × (csv, xlsx) + all.csv, 2 weeks
+    assert not list(folder.rglob("rev*"))
 
 
 def test_default_weeks_skip_the_first_twelve(tmp_path):

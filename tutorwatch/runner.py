@@ -10,6 +10,7 @@ Only lists whose week was rebuilt since their publication are published again (`
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
 import time
@@ -129,23 +130,17 @@ def _definitions() -> tuple[list, dict]:
     return list(defs.assets or []), defs.resources
 
 
-@cache
-def _instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.ephemeral()
-
-
 def publish_partition(partition: Partition) -> tuple[Partition, bool, float]:
     """Materialise one partition in this process; (partition, success, seconds)."""
     from pipelines.partitions import iso_week_partitions, week_province_key
 
     started = time.monotonic()
     assets, resources = _definitions()
-    instance = _instance()
-    if not instance.has_dynamic_partition(iso_week_partitions.name, partition.week):
-        instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
     key = partition.week if partition.province is None else week_province_key(partition.week, partition.province)
-    result = dg.materialize(assets, selection=list(partition.assets), resources=resources, instance=instance,
-                            partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
+    with dg.DagsterInstance.ephemeral() as instance:  # its own: a shared one would outlive a test's context
+        instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
+        result = dg.materialize(assets, selection=list(partition.assets), resources=resources, instance=instance,
+                                partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
     return partition, result.success, time.monotonic() - started
 
 
@@ -153,21 +148,36 @@ def _set_environment(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
+def _worker_context() -> multiprocessing.context.ForkServerContext:
+    """Workers fork from a server that imported the definitions once (Dagster's own executor does the same:
+    forking this process would copy its threads' locks; spawning would import the definitions per worker)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipelines.definitions"])
+    return context
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, so it imports the definitions while the warehouse assets run."""
+    _worker_context()
+    multiprocessing.forkserver.ensure_running()
+
+
 def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition, bool, float]]:
     """Publish the partitions, `jobs` at a time in worker processes (in this process when jobs is 1).
 
-    Workers fork from a server that imported the definitions once, and take the folders from this
-    process's environment (a long-lived fork server would otherwise keep the first run's).
+    Workers take the folders from this process's environment: the fork server lives as long as this
+    process and would otherwise keep the environment of the first run.
     """
     if jobs <= 1 or len(plan) <= 1:
         yield from map(publish_partition, plan)
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipelines.definitions"])
     env = {k: v for k, v in os.environ.items() if k.startswith("TUTORWATCH_")}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_set_environment,
-                             initargs=(env,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_set_environment,
+                               initargs=(env,))
+    try:
         yield from (f.result() for f in as_completed([pool.submit(publish_partition, p) for p in plan]))
+    finally:  # on an error or Ctrl-C, do not start the partitions still waiting
+        pool.shutdown(cancel_futures=True)
 
 
 def default_jobs() -> int:
@@ -194,12 +204,14 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
     from pipelines.ingest import summary_text
     from pipelines.warehouse import connect
 
+    if jobs > 1:
+        start_worker_server()
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None]
     echo(f"tutorwatch: {n_files} delivery files in {landing}; warehouse {warehouse}")
     echo(f"[1/2] ingest, contracts, indicators, model and warnings ({len(unpartitioned)} assets)")
     result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=unpartitioned,
-                            resources=defs.resources, instance=_instance(), run_config=QUIET_LOGS)
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET_LOGS)
     if not result.success:
         raise RuntimeError("the warehouse run failed; see the log above")
 

@@ -7,7 +7,9 @@ once and never more.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,32 +76,77 @@ def test_most_at_once_counts_overlaps():
     assert most_at_once([(0, 9), (1, 2), (1.5, 3)]) == 3
 
 
-@pytest.mark.slow
-def test_daemon_runs_province_partitions_two_at_a_time(daemon_home, tmp_path, repo_root):
-    home, env = daemon_home
+def backfill_through_daemon(home: Path, env: dict, repo_root: Path, keys: list[str]) -> list:
+    """Start dagster-daemon, backfill the province partitions `keys`, wait for every run; their records."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(iso_week_partitions.name, list(WEEKS))
     daemon = subprocess.Popen([bin_("dagster-daemon"), "run", "-w", str(DEPLOY / "workspace.yaml")], cwd=repo_root,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        keys = [str(week_province_key(w, p)) for w in WEEKS for p in PROVINCES]
         backfill = subprocess.run(
             [bin_("dagster"), "job", "backfill", "-w", str(DEPLOY / "workspace.yaml"), "-j", "province_publication",
              "--partitions", ",".join(keys), "--noprompt"],
             cwd=repo_root, env=env, capture_output=True, text=True, timeout=180)
         assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            records = wait_for_runs(instance, len(keys), timeout=400)
+            return wait_for_runs(instance, len(keys), timeout=400)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
 
+
+def assert_published(out: Path, weeks, provinces) -> None:
+    for week in weeks:
+        for p in provinces:
+            rows = (out / "warnings" / week / f"{p}.csv").read_text(encoding="utf-8-sig").splitlines()
+            assert len(rows) == 2 and ",red," in rows[1]
+            assert (out / "reports" / week / f"{p}.pdf").exists()
+
+
+@pytest.mark.slow
+def test_daemon_runs_province_partitions_two_at_a_time(daemon_home, tmp_path, repo_root):
+    home, env = daemon_home
+    keys = [str(week_province_key(w, p)) for w in WEEKS for p in PROVINCES]
+    records = backfill_through_daemon(home, env, repo_root, keys)
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in records) == sorted(keys)
     assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
     intervals = [(r.start_time, r.end_time) for r in records]
     assert MAX_RUNS >= most_at_once(intervals) >= 2  # the queue's limit held, and runs did overlap
-    for week in WEEKS:
-        for p in PROVINCES:
-            rows = (tmp_path / "out" / "warnings" / week / f"{p}.csv").read_text(encoding="utf-8-sig").splitlines()
-            assert len(rows) == 2 and ",red," in rows[1]
-            assert (tmp_path / "out" / "reports" / week / f"{p}.pdf").exists()
+    assert_published(tmp_path / "out", WEEKS, PROVINCES)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="Debian redis-server not installed")
+def test_celery_workers_execute_the_steps_of_queued_runs(daemon_home, tmp_path, repo_root):
+    """TUTORWATCH_EXECUTOR=celery: the same definitions, steps executed by a Celery worker via a local Redis."""
+    pytest.importorskip("dagster_celery")
+    home, env = daemon_home
+    port = free_port()
+    env = {**env, "TUTORWATCH_EXECUTOR": "celery", "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",
+           "TUTORWATCH_CELERY_BROKER": f"redis://127.0.0.1:{port}/0",
+           "TUTORWATCH_CELERY_BACKEND": f"redis://127.0.0.1:{port}/1"}
+    worker_log = tmp_path / "celery-worker.log"
+    started = []
+    try:
+        started.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                         "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True))
+        with worker_log.open("wb") as log:
+            started.append(subprocess.Popen(
+                [bin_("dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y",
+                 str(DEPLOY / "celery.yaml"), "--", "--concurrency=2"],
+                cwd=repo_root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        keys = [str(week_province_key(WEEKS[0], p)) for p in PROVINCES]
+        records = backfill_through_daemon(home, env, repo_root, keys)
+    finally:
+        for process in reversed(started):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+    assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
+    assert worker_log.read_text(errors="replace").count("succeeded in") == 2 * len(keys)  # 2 steps a run
+    assert_published(tmp_path / "out", WEEKS[:1], PROVINCES)

@@ -20,6 +20,7 @@ from pipelines.resources import FoldersResource, WarehouseResource
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 PUBLICATION_TZ = "Asia/Shanghai"
+ENV_EXECUTOR = "TUTORWATCH_EXECUTOR"
 WARNINGS = dg.AssetKey("warnings")  # pipelines/defs/publication/warnings.py
 # The national files follow once every province of their week is in (the automation sensor in `dg dev` or
 # a deployment with the daemon; `tutorwatch run` requests them itself).
@@ -93,14 +94,25 @@ def weekly_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 
-# One process per run, steps in it: a run publishes one small partition, a process per step would triple it.
+def publication_executor() -> dg.ExecutorDefinition:
+    """In the run's process by default: a run publishes one small partition, and a process per step would
+    triple its time. With TUTORWATCH_EXECUTOR=celery the steps go to Celery workers on any machine
+    (broker and backend from TUTORWATCH_CELERY_BROKER / _BACKEND; see docs/scale-out.md)."""
+    if os.environ.get(ENV_EXECUTOR) != "celery":
+        return dg.in_process_executor
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured({"broker": {"env": "TUTORWATCH_CELERY_BROKER"},
+                                       "backend": {"env": "TUTORWATCH_CELERY_BACKEND"}})
+
+
 province_publication_job = dg.define_asset_job(
     "province_publication", selection=[province_warning_lists, province_reports],
-    partitions_def=week_province_partitions, executor_def=dg.in_process_executor,
+    partitions_def=week_province_partitions, executor_def=publication_executor(),
 )
 publication_job = dg.define_asset_job(
     "weekly_publication", selection=[warning_lists, weekly_reports], partitions_def=iso_week_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=publication_executor(),
 )
 
 
