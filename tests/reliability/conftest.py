@@ -17,6 +17,7 @@ for folder in (TESTS / "ingest", TESTS / "dashboard"):
 
 from dashboard_fixture import build_warehouse  # noqa: E402  (needs the path above)
 from dashboards.app import create_app  # noqa: E402
+from reliability_helpers import new_root, run  # noqa: E402
 
 
 @pytest.fixture
@@ -26,3 +27,11 @@ def dashboard(tmp_path: Path):
     return create_app(warehouse, tmp_path / "out", f"sqlite:///{tmp_path / 'cases.sqlite'}",
                       today=lambda: date(2026, 3, 9), secret_key="test-secret")
 
+
+
+@pytest.fixture(scope="session")
+def reference_root(tmp_path_factory) -> Path:
+    """An uninterrupted `tutorwatch run` over the hand-made landing with the hostile name (landing/, out/)."""
+    root = new_root(tmp_path_factory.mktemp("reference"), "reference")
+    run(root)
+    return root

@@ -1,6 +1,14 @@
-"""Helpers of the reliability tests that talk to the dashboard the way a browser does."""
+"""Helpers of the reliability tests: the dashboard as a browser talks to it, and the CLI on the hand-made
+landing."""
 
 from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 
 def logged_in(app, username: str):
@@ -28,3 +36,45 @@ def answer(response, component: str, prop: str):
     """The value a callback response sets on component.prop."""
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     return response.get_json()["response"][component][prop]
+
+
+# ---- the CLI on the hand-made landing -----------------------------------------------------------------
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "handmade_landing"
+TUTORWATCH = Path(sys.executable).with_name("tutorwatch")  # the installed CLI
+WEEKS = "2026-W02:2026-W03"
+RISKY = "52110105MJ0123456N"  # red in 2026-W03 (tests/fixtures/README.md)
+# The red institution's name in our copy of the fixture: a spreadsheet formula, SQL and a script at once.
+HOSTILE_NAME = '=HYPERLINK("http://example.invalid","星光")\'); DROP TABLE staging.orders; --<script>alert(1)</script>'
+
+
+def new_root(parent: Path, name: str) -> Path:
+    """`parent/name/landing`: the hand-made landing with the red institution renamed to HOSTILE_NAME."""
+    root = parent / name
+    shutil.copytree(FIXTURE, root / "landing")
+    for path in (root / "landing" / "institutions").glob("*.csv"):
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            if row["institution_id"] == RISKY:
+                row["name"] = HOSTILE_NAME
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    return root
+
+
+def command(root: Path) -> list[str]:
+    return [str(TUTORWATCH), "run", "--landing", str(root / "landing"), "--out", str(root / "out"), "--weeks", WEEKS]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "GX_ANALYTICS_ENABLED": "false"}
+
+
+def run(root: Path) -> str:
+    """Run the CLI to the end in `root` (its cwd keeps a developer's .env out); returns its output."""
+    proc = subprocess.run(command(root), cwd=root, env=environment(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
