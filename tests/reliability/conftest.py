@@ -1,6 +1,6 @@
-"""Fixtures of the reliability tests. The ingestion tests' hand-made rows (tests/ingest/ingest_helpers.py)
-and the dashboard tests' hand-made warehouse (tests/dashboard/dashboard_fixture.py) are imported, not
-copied: their folders go on sys.path here."""
+"""Fixtures of the reliability tests. The ingestion tests' hand-made rows (tests/ingest/ingest_helpers.py),
+the dashboard tests' hand-made warehouse (tests/dashboard/dashboard_fixture.py) and the PII scans of
+tests/test_run_*.py are imported, not copied: their folders go on sys.path here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-for folder in (TESTS / "ingest", TESTS / "dashboard"):
+for folder in (TESTS, TESTS / "ingest", TESTS / "dashboard"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 

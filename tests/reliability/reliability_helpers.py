@@ -8,7 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
+
+from pypdf import PdfReader
+
+from pipelines.warehouse import connect
+from test_run_generated import DIGIT_RUN, planted_in
+from test_run_handmade import planted_pii
 
 
 def logged_in(app, username: str):
@@ -78,3 +86,45 @@ def run(root: Path) -> str:
     proc = subprocess.run(command(root), cwd=root, env=environment(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+# ---- personal data at rest -----------------------------------------------------------------------------
+
+def planted_numbers() -> set[bytes]:
+    """Every phone and resident ID number written in the hand-made landing."""
+    return {n.encode() for n in planted_pii(FIXTURE)}
+
+
+def _duckdb_text(path: Path) -> bytes:
+    """Every text value of a DuckDB file (its bytes are compressed); a copy is opened so that a WAL left
+    by a killed run is replayed without touching the original."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copy(path, copy)
+        if path.with_name(path.name + ".wal").exists():
+            shutil.copy(path.with_name(path.name + ".wal"), copy.with_name(copy.name + ".wal"))
+        with connect(copy) as con:
+            columns = con.execute("select table_schema, table_name, column_name from information_schema.columns "
+                                  "where data_type in ('VARCHAR', 'JSON')").fetchall()
+            return b"\n".join(str(v).encode() for s, t, c in columns
+                              for (v,) in con.execute(f'select distinct "{c}" from "{s}"."{t}"').fetchall())
+
+
+def readable(path: Path) -> bytes:
+    """What a reader of the file can get at: the members of zip containers (.xlsx), the text of PDFs, the
+    text values of DuckDB files — each besides the raw bytes."""
+    data = path.read_bytes()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            data += b"".join(archive.read(name) for name in archive.namelist())
+    elif path.suffix == ".pdf":
+        data += "".join(page.extract_text() for page in PdfReader(path).pages).encode()
+    elif path.suffix == ".duckdb":
+        data += _duckdb_text(path)
+    return data
+
+
+def pii_leaks(folder: Path, planted: set[bytes]) -> list[tuple[str, set[bytes]]]:
+    """(file, planted numbers found in it) for every file under `folder`."""
+    return [(str(p.relative_to(folder)), hits) for p in sorted(folder.rglob("*")) if p.is_file()
+            if (hits := planted_in(DIGIT_RUN.findall(readable(p)), planted))]

@@ -24,7 +24,7 @@ from openpyxl import load_workbook
 
 from data_contracts.feeds import FEEDS
 from pipelines.warehouse import connect
-from reliability_helpers import RISKY, command, environment, new_root, run
+from reliability_helpers import RISKY, command, environment, new_root, pii_leaks, planted_numbers, run
 
 # Per-run bookkeeping: the rows of the last run's batch, not warehouse content.
 PER_RUN_TABLES = ("ops.last_batch_",)
@@ -109,6 +109,7 @@ def test_killed_while_ingesting_then_rerun_matches_an_uninterrupted_run(referenc
     # the orders of 2026-01-12 are read inside the orders transaction, before it commits
     output = run_and_kill(root, lambda out: "orders_20260112.csv read" in out)
     assert "[2/2]" not in output
+    assert pii_leaks(root / "out", planted_numbers()) == []  # nor in what the kill left (the WAL among it)
     run(root)
     assert state(root) == reference
 
