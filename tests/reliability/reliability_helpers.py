@@ -6,13 +6,18 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pypdf import PdfReader
+from werkzeug.serving import make_server
 
 from pipelines.warehouse import connect
 from test_run_generated import DIGIT_RUN, planted_in
@@ -40,6 +45,24 @@ def callback(client, outputs: list[tuple[str, str]], inputs: list[tuple[str, str
         "state": props(state), "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs]})
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """The app on a free loopback port (werkzeug, threaded) for a browser; yields its URL."""
+    port = free_port()
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+
+
 def answer(response, component: str, prop: str):
     """The value a callback response sets on component.prop."""
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
@@ -53,7 +76,8 @@ TUTORWATCH = Path(sys.executable).with_name("tutorwatch")  # the installed CLI
 WEEKS = "2026-W02:2026-W03"
 RISKY = "52110105MJ0123456N"  # red in 2026-W03 (tests/fixtures/README.md)
 # The red institution's name in our copy of the fixture: a spreadsheet formula, SQL and a script at once.
-HOSTILE_NAME = '=HYPERLINK("http://example.invalid","星光")\'); DROP TABLE staging.orders; --<script>alert(1)</script>'
+HOSTILE_NAME = ('=HYPERLINK("http://example.invalid","星光")\'); DROP TABLE staging.orders; --'
+                '<script>alert(1)</script><img src=x onerror="window.pwned=1">')
 
 
 def new_root(parent: Path, name: str) -> Path:

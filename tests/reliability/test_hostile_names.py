@@ -12,16 +12,18 @@ from html import escape
 
 import pytest
 from openpyxl import load_workbook
+from selenium.webdriver.common.by import By
 
 from dashboards import cases, data
 from dashboards.app import create_app
 from dashboards.issue import issue_notices
 from dashboards.scope import Scope
 from pipelines.warehouse import connect
-from reliability_helpers import HOSTILE_NAME, RISKY, answer, callback, logged_in
+from reliability_helpers import HOSTILE_NAME, RISKY, answer, callback, logged_in, served
+from test_browser import _grid_rows, _login, browser  # noqa: F401  (browser is a fixture)
 
 WEEK = "2026-W03"
-SCRIPT = "<script>alert(1)</script>"
+MARKUP = ("<script>alert(1)</script>", '<img src=x onerror="window.pwned=1">')
 
 
 def list_rows(path) -> dict[str, dict]:
@@ -43,8 +45,8 @@ def test_the_name_is_stored_and_published_verbatim_and_no_sql_ran(reference_root
 def test_reports_escape_the_name(reference_root):
     for name in ("11.html", "national.html"):
         page = (reference_root / "out" / "reports" / WEEK / name).read_text(encoding="utf-8")
-        assert SCRIPT not in page
-        assert escape(SCRIPT) in page
+        for markup in MARKUP:
+            assert markup not in page and escape(markup) in page
 
 
 @pytest.mark.xfail(strict=True, reason="pipelines/publish/lists.py writes a name starting with '=' as a live "
@@ -78,4 +80,20 @@ def test_the_notice_escapes_the_name(reference_root, tmp_path):
                                tmp_path / "out", date(2026, 1, 20))
     page = (tmp_path / "out" / "notices" / f"case-{case['case_id']:06d}.html").read_text(encoding="utf-8")
     assert case["institution_name"] == HOSTILE_NAME
-    assert SCRIPT not in page and escape(SCRIPT) in page
+    for markup in MARKUP:
+        assert markup not in page and escape(markup) in page
+
+
+@pytest.mark.browser
+def test_the_grid_shows_the_name_as_text_in_chromium(reference_root, tmp_path, browser):
+    """The grid renders names through a markdown cell renderer: the markup must arrive as text."""
+    app = create_app(reference_root / "out" / "warehouse.duckdb", tmp_path / "out",
+                     f"sqlite:///{tmp_path / 'cases.sqlite'}", secret_key="test-secret")
+    with served(app) as url:
+        _login(browser, url, "beijing")
+        browser.get(f"{url}/province?week={WEEK}")
+        [row] = _grid_rows(browser, 1)
+        cell = row.find_element(By.CSS_SELECTOR, '[col-id="name"]')
+        assert "DROP TABLE staging.orders" in cell.text and "<script>" in cell.text
+        assert cell.find_elements(By.CSS_SELECTOR, "script, img") == []
+        assert browser.execute_script("return window.pwned === undefined")

@@ -7,17 +7,19 @@ the latencies (p50/p95/max) are printed and written to test-output/load.md.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from dashboard_fixture import A1, A2, A3, B1, C1, build_warehouse
+from reliability_helpers import free_port
 
 USERS = 20
 FETCHES = 10  # per user: 200 list fetches in all, plus 20 logins
@@ -28,32 +30,33 @@ GUNICORN = ["-w", "2", "--threads", "8", "-k", "gthread", "--timeout", "60"]
 REPORT = Path(__file__).resolve().parents[2] / "test-output" / "load.md"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+@contextmanager
+def serve(tmp_path: Path) -> Iterator[str]:
+    """gunicorn on a free loopback port until the block ends; yields its URL. Its log goes to a file, not
+    to a pipe nobody reads (a full pipe would block the server)."""
     port = free_port()
     env = {**os.environ, "TUTORWATCH_WAREHOUSE": str(build_warehouse(tmp_path / "warehouse.duckdb")),
            "TUTORWATCH_OUT": str(tmp_path / "out"), "TUTORWATCH_CASES_URL": f"sqlite:///{tmp_path / 'cases.sqlite'}",
            "TUTORWATCH_SECRET_KEY": "load-test-secret", "GX_ANALYTICS_ENABLED": "false"}
     env.pop("TUTORWATCH_USERS", None)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-b", f"127.0.0.1:{port}", *GUNICORN,
-                             "dashboards.wsgi:server"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-b", f"127.0.0.1:{port}",
+                                 *GUNICORN, "dashboards.wsgi:server"], env=env, cwd=tmp_path, stdout=log, stderr=log)
         try:
-            if requests.get(f"{url}/login", timeout=10).status_code == 200:
-                return proc, url
-        except requests.RequestException:  # not listening yet, or a worker still importing the app
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("gunicorn did not answer within 60 s")
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+                try:
+                    if requests.get(f"{url}/login", timeout=10).status_code == 200:
+                        break
+                except requests.RequestException:  # not listening yet, or a worker still importing the app
+                    time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def fetch_list(session: requests.Session, url: str) -> requests.Response:
@@ -94,22 +97,18 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def test_twenty_concurrent_users_fetch_their_warning_lists(tmp_path):
-    proc, url = serve(tmp_path)
     names = [list(VISIBLE)[i % len(VISIBLE)] for i in range(USERS)]
     latencies: list[float] = []
     problems: list[str] = []
     start = threading.Barrier(USERS)
-    threads = [threading.Thread(target=user, args=(url, n, latencies, problems, start)) for n in names]
-    began = time.perf_counter()
-    try:
+    with serve(tmp_path) as url:
+        threads = [threading.Thread(target=user, args=(url, n, latencies, problems, start)) for n in names]
+        began = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    wall = time.perf_counter() - began
+        wall = time.perf_counter() - began
     ms = sorted(x * 1000 for x in latencies)
     figures = (f"{USERS} users × {FETCHES} list fetches = {len(ms)} requests in {wall:.1f} s "
                f"(incl. {USERS} logins); errors {len(problems)}; latency p50 {percentile(ms, 50):.0f} ms, "
@@ -120,5 +119,5 @@ def test_twenty_concurrent_users_fetch_their_warning_lists(tmp_path):
         "# Dashboard load test\n\n"
         f"gunicorn `{' '.join(GUNICORN)}` on 127.0.0.1, warehouse tests/dashboard/dashboard_fixture.py, "
         f"{os.cpu_count()} cores shared with the rest of the machine.\n\n{figures}\n", encoding="utf-8")
-    assert problems == []
+    assert problems == [], (tmp_path / "gunicorn.log").read_text()[-3000:]
     assert len(ms) == USERS * FETCHES
