@@ -93,9 +93,9 @@ def split_landing(landing: Path, before: Path, after: Path) -> str:
 
 
 def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, memory_limit: str,
-          skip: set[str], pandas_memory_gb: float = 12) -> dict:
+          skip: set[str], pandas_memory_gb: float = 12, label: str | None = None) -> dict:
     """Every figure of one scale (also saved as `cache/<label>/figures.json`)."""
-    label = scale if institutions is None else f"{scale}-{institutions}"
+    label = label or (scale if institutions is None else f"{scale}-{institutions}")
     folder = (cache / label).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     env = {"TUTORWATCH_MEMORY_LIMIT": memory_limit, "GX_ANALYTICS_ENABLED": "false",
