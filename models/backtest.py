@@ -18,7 +18,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from models import metrics
 from models.dataset import Dataset, load_dataset
-from models.features import CHANGE_SUFFIX
+from models.features import SEPARATOR
 from models.training import MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
 GAP_WEEKS = 8
@@ -177,7 +177,7 @@ class BacktestResult:
         self.metrics.to_csv(folder / "metrics.csv", index=False)
         self.leads.to_csv(folder / "leads.csv", index=False)
         if len(self.predictions):
-            self.predictions.drop(columns=[c for c in self.predictions if c.endswith(CHANGE_SUFFIX)]).to_parquet(
+            self.predictions.drop(columns=[c for c in self.predictions if SEPARATOR in c]).to_parquet(
                 folder / "predictions.parquet", index=False)
 
 

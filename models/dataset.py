@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import rule_score
-from models.features import add_features, feature_names, load_mart
+from models.features import load_features
 from models.labels import abnormal_closures, labels
 
 MIN_POSITIVE_EVENTS = 5
@@ -50,9 +50,7 @@ def iso_weeks_between(first_monday: pd.Timestamp, last_monday: pd.Timestamp) -> 
 
 
 def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> Dataset:
-    mart, indicators = load_mart(con)
-    features = feature_names(indicators)
-    frame = add_features(mart, indicators)
+    frame, indicators, features = load_features(con)
     labelled = frame.merge(labels(con, as_of)[["institution_id", "week", "label", "observed"]],
                            on=["institution_id", "week"], how="inner")
     weeks = iso_weeks_between(frame["week_start"].min(), frame["week_start"].max()) if len(frame) else []

@@ -1,8 +1,9 @@
 """Per-row reasons: which indicators pushed an institution-week's score up, on the model's log-odds scale.
 
 Gradient boosting is explained with SHAP (TreeExplainer, exact for trees, offline); the logistic regression
-with coefficient × standardised value. A level and its 4-week change are summed under the indicator's name,
-because officials act on indicators, not on engineered columns.
+with coefficient × standardised value. A level and everything derived from it (changes, trailing extremes,
+rank, share of the liability) are summed under the indicator's name, because officials act on indicators,
+not on engineered columns.
 """
 
 from __future__ import annotations

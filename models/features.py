@@ -1,10 +1,16 @@
-"""Model features: the indicator levels of the mart plus their change over the last 4 weeks.
+"""Model features: each indicator's level, its changes and trailing extremes, its rank in the province-week,
+and money indicators per yuan of prepaid liability.
 
-Every feature of a week uses that week's row and rows of earlier weeks only, so a score never sees the
-future (the mart itself is computed as of the week's end).
+Every feature of a week reads that week's row and earlier rows of the same institution only (plus the other
+institutions of the same province-week for ranks), so a score never sees the future; the mart itself is
+computed as of the week's end. Any range of weeks can be featured from its rows plus `LOOKBACK_WEEKS` of
+earlier rows, so scoring reads a few weeks at a time.
 """
 
 from __future__ import annotations
+
+import warnings
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -13,8 +19,13 @@ import pandas as pd
 MART = "marts.institution_week_indicators"
 KEY_COLUMNS = ("institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
                "category", "mode")
-CHANGE_WEEKS = 4
-CHANGE_SUFFIX = "__chg4"
+SEPARATOR = "__"  # `<indicator>__<derivation>`: reasons sum a feature under the indicator before it
+CHANGE_WEEKS = (1, 4, 8)  # this week minus the same institution's value n weeks earlier
+TRAILING_WEEKS = 8  # max and min over the last 8 weeks (this one included)
+LOOKBACK_WEEKS = max(*CHANGE_WEEKS, TRAILING_WEEKS - 1)  # earlier weeks a week's features read
+LIABILITY = "prepaid_liability_fen"
+PER_LIABILITY = ("release_beyond_consumed_fen", "reserve_shortfall_fen", "adjustment_out_fen_4w",
+                 "supervised_balance_fen")  # sizes only mean something against the money owed to parents
 
 
 def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list[str]:
@@ -28,35 +39,95 @@ def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list
     return [n for n in NAMES if n in doubles] or doubles
 
 
-def load_mart(con: duckdb.DuckDBPyConnection, table: str = MART) -> tuple[pd.DataFrame, list[str]]:
-    """The mart as a frame sorted by week and institution, with its indicator column names."""
+def feature_names(indicators: list[str]) -> list[str]:
+    names = []
+    for i in indicators:
+        names += [i, *(f"{i}{SEPARATOR}chg{n}" for n in CHANGE_WEEKS),
+                  f"{i}{SEPARATOR}max{TRAILING_WEEKS}", f"{i}{SEPARATOR}min{TRAILING_WEEKS}", f"{i}{SEPARATOR}rank"]
+    if LIABILITY in indicators:
+        names += [f"{i}{SEPARATOR}per_liability" for i in PER_LIABILITY if i in indicators]
+    return names
+
+
+def base_indicator(feature: str) -> str:
+    """The indicator a feature is derived from (a change or rank belongs to its level's indicator)."""
+    return feature.split(SEPARATOR)[0]
+
+
+def week_range(con: duckdb.DuckDBPyConnection, table: str = MART) -> tuple[date, date] | None:
+    """Monday of the first and of the last week in the mart (None when it is empty)."""
+    first, last = con.execute(f"select min(week_start)::date, max(week_start)::date from {table}").fetchone()
+    return None if first is None else (first, last)
+
+
+def load_mart(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None,
+              table: str = MART) -> tuple[pd.DataFrame, list[str]]:
+    """Mart rows of the weeks starting `first_week` … `last_week` (default: all), sorted by week and
+    institution, with the indicator column names."""
     indicators = indicator_columns(con, table)
     cols = ", ".join(f'"{c}"' for c in (*KEY_COLUMNS, *indicators))
-    frame = con.execute(f"SELECT {cols} FROM {table} ORDER BY week, institution_id").df()
+    bounds = week_range(con, table) or (date.min, date.min)
+    frame = con.execute(f"select {cols} from {table} where week_start::date between ? and ? "
+                        "order by week, institution_id", [first_week or bounds[0], last_week or bounds[1]]).df()
     frame["week_start"] = pd.to_datetime(frame["week_start"])
     frame["week_end"] = pd.to_datetime(frame["week_end"])
     frame[indicators] = frame[indicators].astype("float64")
     return frame, indicators
 
 
-def feature_names(indicators: list[str]) -> list[str]:
-    return [*indicators, *(f"{i}{CHANGE_SUFFIX}" for i in indicators)]
+def _history_features(frame: pd.DataFrame, indicators: list[str]) -> dict[str, np.ndarray]:
+    """Changes and trailing extremes per institution over calendar weeks (a week without a row is missing).
 
-
-def base_indicator(feature: str) -> str:
-    """The indicator a feature is derived from (a 4-week change belongs to its level's indicator)."""
-    return feature.removesuffix(CHANGE_SUFFIX)
+    Rows go into an institutions × weeks × indicators grid, so "n weeks earlier" is a shift along weeks."""
+    institution = frame["institution_id"].astype("category").cat.codes.to_numpy()
+    week = ((frame["week_start"] - frame["week_start"].min()).dt.days // 7).to_numpy()
+    grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan)
+    grid[institution, week] = matrix(frame, indicators)
+    out = {}
+    for n in CHANGE_WEEKS:
+        earlier = np.full_like(grid, np.nan)
+        earlier[:, n:] = grid[:, :-n]
+        out.update(zip((f"{i}{SEPARATOR}chg{n}" for i in indicators), (grid - earlier)[institution, week].T))
+    highest, lowest = np.full_like(grid, np.nan), np.full_like(grid, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows stay missing
+        for t in range(grid.shape[1]):
+            window = grid[:, max(0, t - TRAILING_WEEKS + 1):t + 1]
+            highest[:, t], lowest[:, t] = np.nanmax(window, axis=1), np.nanmin(window, axis=1)
+    out.update(zip((f"{i}{SEPARATOR}max{TRAILING_WEEKS}" for i in indicators), highest[institution, week].T))
+    out.update(zip((f"{i}{SEPARATOR}min{TRAILING_WEEKS}" for i in indicators), lowest[institution, week].T))
+    return out
 
 
 def add_features(frame: pd.DataFrame, indicators: list[str]) -> pd.DataFrame:
-    """Add `<indicator>__chg4` = this week's value minus the value 4 weeks earlier (NaN without that row)."""
-    past = frame[["institution_id", "week_start", *indicators]].copy()
-    past["week_start"] = past["week_start"] + pd.Timedelta(weeks=CHANGE_WEEKS)
-    past = past.rename(columns={i: f"{i}__past" for i in indicators})
-    merged = frame.merge(past, on=["institution_id", "week_start"], how="left")
-    changes = {f"{i}{CHANGE_SUFFIX}": merged[i] - merged[f"{i}__past"] for i in indicators}
-    out = pd.concat([frame.reset_index(drop=True), pd.DataFrame(changes)], axis=1)
-    return out
+    """The rows with every feature of `feature_names(indicators)`.
+
+    `frame` must hold `LOOKBACK_WEEKS` of earlier rows for the history features of its first weeks to be
+    complete (`load_features` does that)."""
+    derived = _history_features(frame, indicators) if len(frame) else {}
+    ranks = frame.groupby(["province_code", "week"])[indicators].rank(pct=True)
+    derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy() for i in indicators})
+    if LIABILITY in indicators:
+        liability = frame[LIABILITY].where(frame[LIABILITY] > 0)
+        derived.update({f"{i}{SEPARATOR}per_liability": (frame[i] / liability).to_numpy()
+                        for i in PER_LIABILITY if i in indicators})
+    names = feature_names(indicators)
+    extra = pd.DataFrame({n: derived[n] for n in names if n not in frame}, index=frame.index)
+    return pd.concat([frame, extra], axis=1)[[*frame.columns, *extra.columns]]
+
+
+def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None
+                  ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Mart rows of the weeks starting `first_week` … `last_week` (default: all) with their features (read
+    with `LOOKBACK_WEEKS` of earlier rows); returns the frame, the indicator names and the feature names."""
+    bounds = week_range(con)
+    first = first_week or (bounds[0] if bounds else None)
+    history_from = first - timedelta(weeks=LOOKBACK_WEEKS) if first else None
+    mart, indicators = load_mart(con, history_from, last_week)
+    frame = add_features(mart, indicators)
+    if first is not None:
+        frame = frame[frame["week_start"] >= pd.Timestamp(first)].reset_index(drop=True)
+    return frame, indicators, feature_names(indicators)
 
 
 def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:

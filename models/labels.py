@@ -43,3 +43,11 @@ def abnormal_closures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
            having arg_min(closure_reason, record_date) = 'abnormal'
            order by institution_id"""
     ).df()
+
+
+def newest_observed_week(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> str | None:
+    """The latest mart week whose 8-week label horizon is over at `as_of` (what training could learn from)."""
+    (week,) = con.execute(
+        f"select max(week) from marts.institution_week_indicators "
+        f"where week_end::date + interval {7 * HORIZON_WEEKS} day <= ?", [as_of or data_as_of(con)]).fetchone()
+    return week

@@ -23,13 +23,16 @@ def _reasons(flags: pd.DataFrame) -> pd.Series:
     return items.groupby(KEY)["item"].agg(lambda s: json.dumps(list(s), ensure_ascii=False)).rename("contributions")
 
 
-def load(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """`institution_id, week, score, contributions` for every mart row, or None without a usable rule book."""
+def load(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.DataFrame | None:
+    """`institution_id, week, score, contributions` for every mart row of `weeks` (default: all), or None
+    without a usable rule book."""
     try:
         from indicators import rules
     except ImportError:
         return None
-    rows = con.execute("select institution_id, week from marts.institution_week_indicators").df()
+    rows = con.execute("select institution_id, week from marts.institution_week_indicators"
+                       + ("" if weeks is None else " where week in (select unnest(?))"),
+                       [] if weeks is None else [weeks]).df()
     try:
         flags = rules.rule_flags(con, sorted(rows["week"].unique()))
     except ValueError:  # the mart lacks an indicator the rule book needs

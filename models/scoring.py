@@ -18,13 +18,16 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import add_features, load_mart
-from models.labels import data_as_of
+from models.features import MART, indicator_columns, load_features, load_mart
+from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
 SCORES_TABLE = "marts.institution_week_scores"
 ALL_SCORES_TABLE = "marts.model_scores_all"
 RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
+RETRAIN_EVERY_WEEKS = 4  # retrain once labels have matured this many weeks past the model's training data
+SCORED_AT = "_scored_at"
+CHUNK_ROWS = 500_000  # institution-weeks featured and scored at a time (a national week is ~150,000)
 EXPLAIN_SHARE, EXPLAIN_MIN = 0.10, 25  # tree explanations for the top of each province-week (the listable rows)
 
 
@@ -35,9 +38,42 @@ def snapshot_hash(ds: Dataset) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
-def _skip(out, reason: str) -> dict:
-    registry.set_current(out, {"trained": False, "reason": reason})
+def _skip(con: duckdb.DuckDBPyConnection, out, reason: str) -> dict:
+    """Record why no model was trained, and how far the labels reached (retry once newer labels mature)."""
+    registry.set_current(out, {"trained": False, "reason": reason, "observed_through": newest_observed_week(con)})
     return {"trained": False, "reason": reason}
+
+
+def _weeks_between(first: str, last: str) -> int:
+    return (metrics.week_monday(last) - metrics.week_monday(first)).days // 7
+
+
+def retrain_reason(con: duckdb.DuckDBPyConnection, out, every_weeks: int = RETRAIN_EVERY_WEEKS) -> tuple[bool, str]:
+    """Whether to retrain now, and why (or why the current model is kept). Reads the mart with SQL only.
+
+    Retrain when there is no model, when the mart's indicators differ from the model's, or when labels have
+    matured for `every_weeks` weeks past the model's newest training week: a weekly retraining would move
+    every score each week for a few more labelled weeks."""
+    pointer = registry.current(out)
+    newest = newest_observed_week(con)
+    if pointer is None:
+        return True, "no model has been trained yet"
+    if not pointer["trained"]:
+        if pointer.get("observed_through") == newest:
+            return False, f"no newer labels since training was skipped ({pointer['reason']})"
+        return True, f"labels matured up to {newest} since training was skipped"
+    version = pointer["model_version"]
+    if not (registry.models_dir(out) / version / "metadata.json").exists():
+        return True, f"the current model {version} is missing from the registry"
+    meta = registry.metadata(out, version)
+    if meta["indicators"] != indicator_columns(con):
+        return True, "the mart's indicators differ from those the model was trained on"
+    last = meta["training_weeks"][-1]
+    behind = _weeks_between(last, newest) if newest else 0
+    if behind >= every_weeks:
+        return True, f"labels matured up to {newest}, {behind} weeks after the model's newest training week {last}"
+    return False, (f"kept {version}: labels matured up to {newest}, {behind} week(s) after its newest training "
+                   f"week {last} (retraining after {every_weeks})")
 
 
 def _clean(value):
@@ -55,18 +91,26 @@ def _backtest_summary(bt: BacktestResult) -> dict:
     }
 
 
-def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capacity: Capacity = Capacity()) -> dict:
-    """Backtest both candidates, fit the final models on all labelled weeks, save the version; returns metadata."""
+def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capacity: Capacity = Capacity(),
+                     force: bool = True, every_weeks: int = RETRAIN_EVERY_WEEKS) -> dict:
+    """Backtest both candidates, fit the final models on all labelled weeks, save the version; returns metadata.
+
+    Unless `force`, first asks `retrain_reason` and keeps the current model (`{"trained": False, "kept": ...}`)
+    when nothing calls for a new one."""
+    retrain, reason = (True, "forced") if force else retrain_reason(con, out, every_weeks)
+    if not retrain:
+        pointer = registry.current(out) or {}
+        return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
     ds = load_dataset(con)
     if blocker := ds.training_blocker():
-        return _skip(out, blocker)
+        return _skip(con, out, blocker)
     bt = run_backtest(ds, capacity, seed)
     champion = bt.champion or LOGISTIC
     challenger = next(n for n in MODEL_NAMES if n != champion)
     try:
         fitted = {name: fit_calibrated(name, ds.labelled, ds.features, seed) for name in MODEL_NAMES}
     except TooFewPositives as exc:
-        return _skip(out, f"training skipped: {exc}; scores come from the transparent rule score")
+        return _skip(con, out, f"training skipped: {exc}; scores come from the transparent rule score")
     train_rows = ds.labelled[ds.labelled["observed"]]
     split = fitted[champion][1]
     digest = snapshot_hash(ds)
@@ -90,7 +134,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     }
     folder = registry.save(out, model_version, {n: f[0] for n, f in fitted.items()}, meta, registry.model_card(meta))
     bt.save(folder / "backtest")
-    return {"trained": True, **meta}
+    return {"trained": True, "reason": reason, **meta}
 
 
 def load_backtest(out, model_version: str) -> BacktestResult:
@@ -140,38 +184,109 @@ def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators:
     return pd.concat(rows, ignore_index=True)
 
 
-def _write(con: duckdb.DuckDBPyConnection, scored: pd.DataFrame) -> None:
-    con.execute("create schema if not exists marts")
+def _has(con: duckdb.DuckDBPyConnection, table: str, column: str | None = None) -> bool:
+    schema, name = table.split(".")
+    sql = "select count(*) from information_schema.columns where table_schema = ? and table_name = ?"
+    params = [schema, name]
+    if column:
+        sql, params = sql + " and column_name = ?", [*params, column]
+    return con.execute(sql, params).fetchone()[0] > 0
+
+
+def _first_week(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [w for (w,) in con.execute(f"select min(week) from {MART}").fetchall() if w]
+
+
+def _prepare_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the score tables; tables from before `_scored_at` are dropped (every week gets rescored)."""
+    for table in (SCORES_TABLE, ALL_SCORES_TABLE):
+        if _has(con, table) and not _has(con, table, SCORED_AT):
+            con.execute(f"drop table {table}")
+    con.execute((SQL_DIR / "score_tables.sql").read_text(encoding="utf-8"))
+
+
+def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_training_week: str) -> list[str]:
+    """The mart weeks whose scores are missing or stale (see sql/weeks_to_score.sql)."""
+    computed_at = ("max(_computed_at)" if _has(con, "marts.institution_week_indicators", "_computed_at")
+                   else "null::timestamptz")
+    sql = (SQL_DIR / "weeks_to_score.sql").read_text(encoding="utf-8").format(computed_at=computed_at)
+    return [w for (w,) in con.execute(sql, {"model_version": model_version,
+                                            "newest_training_week": newest_training_week}).fetchall()]
+
+
+def week_chunks(con: duckdb.DuckDBPyConnection, weeks: list[str], max_rows: int = CHUNK_ROWS) -> list[list[str]]:
+    """`weeks` cut into runs of consecutive weeks holding at most `max_rows` mart rows (at least one week each),
+    so a national warehouse is featured and scored a few weeks at a time."""
+    sizes = dict(con.execute("select week, count(*) from marts.institution_week_indicators group by week").fetchall())
+    chunks, rows, previous = [], 0, None
+    for week in sorted(weeks):
+        follows = previous is not None and (metrics.week_monday(week) - metrics.week_monday(previous)).days == 7
+        if not chunks or not follows or rows + sizes.get(week, 0) > max_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(week)
+        rows += sizes.get(week, 0)
+        previous = week
+    return chunks
+
+
+def _replace_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.DataFrame) -> None:
+    """Swap the rows of `weeks` in both tables for `scored` in one transaction, stamped `_scored_at = now()`."""
     con.register("scored_rows", scored)
+    con.execute("begin transaction")
     try:
-        con.execute(f"""create or replace table {ALL_SCORES_TABLE} as
-            select institution_id, week, model_name, model_version, role, score, contributions::json as contributions
+        for table in (SCORES_TABLE, ALL_SCORES_TABLE):
+            con.execute(f"delete from {table} where week in (select unnest(?))", [weeks])
+        con.execute(f"""insert into {ALL_SCORES_TABLE}
+            select institution_id, week, model_name, model_version, role, score, contributions::json, now()
             from scored_rows order by week, institution_id, role""")
-        con.execute(f"""create or replace table {SCORES_TABLE} as
-            select institution_id, week, model_name, model_version, score, contributions::json as contributions
+        con.execute(f"""insert into {SCORES_TABLE}
+            select institution_id, week, model_name, model_version, score, contributions::json, now()
             from scored_rows where role in ('champion', 'fallback') order by week, institution_id""")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
     finally:
         con.unregister("scored_rows")
 
 
 def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bool = False) -> dict:
-    """Write `marts.institution_week_scores` (champion, or the rule score) and `marts.model_scores_all`."""
+    """Score the weeks that need it into `marts.institution_week_scores` (champion, or the rule score) and
+    `marts.model_scores_all`: weeks never scored, weeks whose indicators were recomputed since, and after a
+    retraining the weeks newer than the model's training data. Other weeks keep their scores."""
     pointer = registry.current(out) or {"trained": False, "reason": "no model has been trained"}
-    if not pointer["trained"]:
-        rules = rule_score.load(con)
-        if rules is None:
-            con.execute(f"drop table if exists {SCORES_TABLE}")
-            return {"source": "none", "rows": 0, "reason": pointer["reason"] + "; indicators.rules has no rule "
-                    "score either, so marts.institution_week_scores is left absent"}
-        _write(con, rules.assign(model_name=RULE_MODEL_NAME, model_version=RULE_MODEL_VERSION, role="fallback"))
-        return {"source": RULE_MODEL_NAME, "rows": len(rules), "reason": pointer["reason"]}
-    version = pointer["model_version"]
-    meta = registry.metadata(out, version)
-    estimators = {n: registry.load_estimator(out, version, n) for n in (meta["champion"], meta["challenger"])}
-    mart, indicators = load_mart(con)
-    scored = score_frame(add_features(mart, indicators), version, meta, estimators, explain_all)
-    _write(con, scored)
-    return {"source": meta["champion"], "model_version": version, "rows": int((scored["role"] == "champion").sum())}
+    if not pointer["trained"] and rule_score.load(con, _first_week(con)) is None:
+        for table in (SCORES_TABLE, ALL_SCORES_TABLE):
+            con.execute(f"drop table if exists {table}")
+        return {"source": "none", "rows": 0, "reason": pointer["reason"] + "; indicators.rules has no rule "
+                "score either, so marts.institution_week_scores is left absent"}
+    _prepare_tables(con)
+    con.execute(f"delete from {SCORES_TABLE} where week not in (select week from {MART})")
+    con.execute(f"delete from {ALL_SCORES_TABLE} where week not in (select week from {MART})")
+    if pointer["trained"]:
+        version = pointer["model_version"]
+        meta = registry.metadata(out, version)
+        estimators = {n: registry.load_estimator(out, version, n) for n in (meta["champion"], meta["challenger"])}
+        weeks = weeks_to_score(con, version, meta["training_weeks"][-1])
+    else:
+        version, meta = RULE_MODEL_VERSION, None
+        weeks = weeks_to_score(con, version, "")
+    rows = 0
+    for chunk in week_chunks(con, weeks):
+        if meta is None:
+            scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
+                                                         role="fallback")
+        else:
+            frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]))
+            scored = score_frame(frame[frame["week"].isin(chunk)], version, meta, estimators, explain_all)
+        _replace_weeks(con, chunk, scored)
+        rows += int(scored["role"].isin(["champion", "fallback"]).sum())
+    total = con.execute(f"select count(distinct week) from {MART}").fetchone()[0]
+    outcome = {"source": meta["champion"] if meta else RULE_MODEL_NAME, "model_version": version, "rows": rows,
+               "weeks_scored": len(weeks), "weeks_kept": total - len(weeks),
+               "scored": f"{weeks[0]} … {weeks[-1]}" if weeks else "none"}
+    return outcome if meta else {**outcome, "reason": pointer["reason"]}
 
 
 def drift_report(con: duckdb.DuckDBPyConnection, out, week: str | None = None) -> pd.DataFrame | None:
@@ -188,8 +303,8 @@ def drift_report(con: duckdb.DuckDBPyConnection, out, week: str | None = None) -
     week = week or con.execute(
         "select coalesce(max(week) filter (where week_end::date <= ?), max(week)) from marts.institution_week_indicators",
         [data_as_of(con)]).fetchone()[0]
-    mart, _ = load_mart(con)
-    rows = mart[mart["week"] == week]
+    monday = metrics.week_monday(week)
+    rows, _ = load_mart(con, monday, monday)
     scores = con.execute(f"select score from {SCORES_TABLE} where week = ?", [week]).df()["score"].to_numpy()
     table = [(f, drift.psi(ref, rows[f].to_numpy())) for f, ref in reference["features"].items() if f in rows]
     table.append(("score", drift.psi(reference["score"], scores)))

@@ -12,7 +12,7 @@ from sklearn.frozen import FrozenEstimator
 
 from models import registry
 from models.dataset import load_dataset
-from models.features import add_features, load_mart
+from models.features import load_features
 from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict
 from pipelines.warehouse import connect
 
@@ -58,13 +58,13 @@ def test_future_weeks_do_not_change_a_weeks_features_or_score(tmp_path, syntheti
     for col in INDICATORS:
         altered.loc[future, col] = rng.permutation(altered.loc[future, col].to_numpy()) * 3 + 1
     changed = write_warehouse(tmp_path / "future.duckdb", altered, filings)
-    frame_changed = add_features(*load_mart(connect(changed)))
+    frame_changed = load_features(connect(changed))[0]
     pd.testing.assert_frame_equal(week_view(ds.frame), week_view(frame_changed))
 
     # The same alteration of a past week does move it (the test can fail): the 4-week change reads it.
     past = mart.copy()
     past.loc[past["week"] == "2026-W16", "coverage_ratio"] += 5
-    frame_past = add_features(*load_mart(connect(write_warehouse(tmp_path / "past.duckdb", past, filings))))
+    frame_past = load_features(connect(write_warehouse(tmp_path / "past.duckdb", past, filings)))[0]
     assert not week_view(ds.frame)["score"].equals(week_view(frame_past)["score"])
 
 
@@ -75,7 +75,12 @@ def test_registry_holds_models_metadata_and_card(trained):
     saved = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     for key in ("training_weeks", "data_snapshot_sha256", "features", "libraries", "backtest", "seed"):
         assert saved[key], key
-    assert sorted(saved["features"]) == sorted([*INDICATORS, *(f"{i}__chg4" for i in INDICATORS)])
+    # level, changes over 1, 4 and 8 weeks, 8-week max and min, rank in the province-week (no liability column
+    # in this mart, so no shares of it)
+    assert {f for f in saved["features"] if f.startswith("coverage_ratio")} == {
+        "coverage_ratio", "coverage_ratio__chg1", "coverage_ratio__chg4", "coverage_ratio__chg8",
+        "coverage_ratio__max8", "coverage_ratio__min8", "coverage_ratio__rank"}
+    assert len(saved["features"]) == 7 * len(INDICATORS)
     assert saved["backtest"]["folds"] >= 4
     assert "# Model card" in (folder / "model_card.md").read_text(encoding="utf-8")
     for name in MODEL_NAMES:
@@ -88,7 +93,8 @@ def test_scores_hold_champion_and_challenger(trained):
     meta = trained["meta"]
     scores = con.execute("select * from marts.institution_week_scores").df()
     n_rows = con.execute("select count(*) from marts.institution_week_indicators").fetchone()[0]
-    assert list(scores.columns) == ["institution_id", "week", "model_name", "model_version", "score", "contributions"]
+    assert list(scores.columns) == [
+        "institution_id", "week", "model_name", "model_version", "score", "contributions", "_scored_at"]
     assert len(scores) == n_rows and set(scores["model_name"]) == {meta["champion"]}
     roles = con.execute("select role, model_name, count(*) from marts.model_scores_all group by all order by 1").fetchall()
     assert roles == [("challenger", meta["challenger"], n_rows), ("champion", meta["champion"], n_rows)]

@@ -8,19 +8,27 @@ from models import registry
 from models.backtest import Capacity
 from models.drift import PSI_WARN
 from models.report import write_report
-from models.scoring import SCORES_TABLE, drift_report, load_backtest, score_institution_weeks, train_risk_model
+from models.scoring import (RETRAIN_EVERY_WEEKS, SCORES_TABLE, drift_report, load_backtest, score_institution_weeks,
+                            train_risk_model)
 from models.training import SEED
 from pipelines.resources import FoldersResource, WarehouseResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+RETRAIN_ENV = "TUTORWATCH_RETRAIN"  # "1" forces a retraining (`tutorwatch run --retrain` sets it)
+
+
 class RiskModelConfig(dg.Config):
-    """Seed and inspection capacity (k = share of a province's active institutions, at least minimum)."""
+    """Seed, inspection capacity (k = share of a province's active institutions, at least minimum) and when to
+    retrain: forced (`retrain`, or env TUTORWATCH_RETRAIN=1), else once labels have matured
+    `retrain_every_weeks` past the current model's training data."""
 
     seed: int = SEED
     k_share: float = 0.01
     k_minimum: int = 5
+    retrain: bool = False
+    retrain_every_weeks: int = RETRAIN_EVERY_WEEKS
 
 
 @dg.asset(
@@ -30,14 +38,16 @@ class RiskModelConfig(dg.Config):
                 "(or the reason training was skipped: too few abnormal closures or weeks).",
 )
 def risk_model(config: RiskModelConfig, duckdb: WarehouseResource, folders: FoldersResource) -> dg.MaterializeResult:
-    """Retrain on every run: labels of past weeks mature each week, and late filings change them."""
+    """Retrain only when due (see `models.scoring.retrain_reason`): the kept model's scores stay stable."""
+    force = config.retrain or os.environ.get(RETRAIN_ENV) == "1"
     with duckdb.get_connection() as con:
-        meta = train_risk_model(con, folders.out, config.seed, Capacity(config.k_share, config.k_minimum))
+        meta = train_risk_model(con, folders.out, config.seed, Capacity(config.k_share, config.k_minimum),
+                                force=force, every_weeks=config.retrain_every_weeks)
     if not meta["trained"]:
-        return dg.MaterializeResult(metadata={"trained": False, "reason": meta["reason"]})
+        return dg.MaterializeResult(metadata={k: v for k, v in meta.items() if v is not None})
     champion = meta["backtest"]["overall"].get(meta["champion"], {})
     return dg.MaterializeResult(metadata={
-        "trained": True, "champion": meta["champion"], "challenger": meta["challenger"],
+        "trained": True, "reason": meta["reason"], "champion": meta["champion"], "challenger": meta["challenger"],
         "model_version": meta["model_version"], "backtest_folds": meta["backtest"]["folds"],
         "precision_at_k": champion.get("precision_at_k"), "event_recall": champion.get("event_recall"),
         "median_lead_weeks": champion.get("median_lead_weeks"),
