@@ -72,28 +72,45 @@ def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path 
     return result
 
 
+def _deliveries(landing: Path) -> dict[Path, str]:
+    """Every delivery file (and manifest) of the landing with the ISO week of its delivery date."""
+    pattern = re.compile(FILE_NAME_PATTERN)
+    weeks = {}
+    for path in landing.glob("*/*"):
+        if match := pattern.match(path.name.removesuffix(".manifest.json")):
+            day = match["date"]
+            weeks[path] = date(int(day[:4]), int(day[4:6]), int(day[6:])).strftime("%G-W%V")
+    return weeks
+
+
+def link_landing(landing: Path, tree: Path, before_week: str | None = None) -> int:
+    """A symlink tree of the delivery files delivered before `before_week` (all of them with None)."""
+    shutil.rmtree(tree, ignore_errors=True)
+    kept = [p for p, week in _deliveries(landing).items() if before_week is None or week < before_week]
+    for path in kept:
+        link = tree / path.parent.name / path.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path.resolve())
+    return len(kept)
+
+
 def split_landing(landing: Path, before: Path, after: Path) -> str:
     """Symlink trees: `before` = every delivery file (and manifest) of the ISO weeks before the newest
     delivery week, `after` = all of them. Returns the newest delivery week."""
-    pattern = re.compile(FILE_NAME_PATTERN)
-    files = [p for p in landing.glob("*/*") if pattern.match(p.name.removesuffix(".manifest.json"))]
-
-    def week(path: Path) -> str:
-        day = pattern.match(path.name.removesuffix(".manifest.json"))["date"]
-        return date(int(day[:4]), int(day[4:6]), int(day[6:])).strftime("%G-W%V")
-
-    newest = max(week(p) for p in files)
-    for tree, keep in ((before, lambda p: week(p) < newest), (after, lambda p: True)):
-        shutil.rmtree(tree, ignore_errors=True)
-        for path in filter(keep, files):
-            link = tree / path.parent.name / path.name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(path.resolve())
+    newest = max(_deliveries(landing).values())
+    link_landing(landing, before, newest)
+    link_landing(landing, after)
     return newest
 
 
+def prime_weeks(landing: Path, chunks: int) -> list[str]:
+    """Delivery weeks that cut the weeks before the newest into `chunks` cumulative ingestion batches."""
+    weeks = sorted(set(_deliveries(landing).values()))[:-1]
+    return [weeks[len(weeks) * i // chunks] for i in range(1, chunks)]
+
+
 def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, memory_limit: str,
-          skip: set[str], pandas_memory_gb: float = 12, label: str | None = None) -> dict:
+          skip: set[str], pandas_memory_gb: float = 12, label: str | None = None, prime_chunks: int = 1) -> dict:
     """Every figure of one scale (also saved as `cache/<label>/figures.json`)."""
     label = label or (scale if institutions is None else f"{scale}-{institutions}")
     folder = (cache / label).resolve()
@@ -136,6 +153,11 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
                 address_space=int(pandas_memory_gb * 2**30))
     if "incremental" not in skip:
         shutil.rmtree(folder / "run_incremental", ignore_errors=True)
+        # the warehouse a weekly deployment would hold: history ingested in batches (one batch of every
+        # delivery does not fit in memory at national scale), then the full run over landing A
+        for i, week in enumerate(prime_weeks(landing, prime_chunks), 1):
+            link_landing(landing, folder / "landing_prime", week)
+            measure(f"prime_{i}", "ingest", landing=folder / "landing_prime", out=folder / "run_incremental")
         measure("pipeline_a", "pipeline", landing=folder / "landing_a", out=folder / "run_incremental")
         measure("incremental", "pipeline", landing=folder / "landing_b", out=folder / "run_incremental")
     return figures

@@ -44,6 +44,24 @@ def _pipeline(args: argparse.Namespace) -> dict:
             "publication_s": marks[-1][0] - publication_start}
 
 
+def _ingest(args: argparse.Namespace) -> dict:
+    """Only the ingest assets and their contract checks (priming a warehouse batch by batch)."""
+    import dagster as dg
+
+    from pipelines.resources import set_default_environment
+
+    set_default_environment(Path(args.landing), Path(args.out))
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ingest"]
+    result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=keys,
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
+    if not result.success:
+        raise SystemExit("ingestion failed")
+    return {}
+
+
 def _reference(args: argparse.Namespace) -> dict:
     from bench.reference import reference_indicators
     from pipelines.warehouse import connect
@@ -74,7 +92,7 @@ def _generate(args: argparse.Namespace) -> dict:
     return {"summary": summary}
 
 
-STEPS = {"pipeline": _pipeline, "reference": _reference, "pandas": _pandas, "convert": _convert,
+STEPS = {"pipeline": _pipeline, "ingest": _ingest, "reference": _reference, "pandas": _pandas, "convert": _convert,
          "generate": _generate}
 
 
