@@ -76,13 +76,32 @@ def test_most_at_once_counts_overlaps():
     assert most_at_once([(0, 9), (1, 2), (1.5, 3)]) == 3
 
 
-def backfill_through_daemon(home: Path, env: dict, repo_root: Path, keys: list[str]) -> list:
-    """Start dagster-daemon, backfill the province partitions `keys`, wait for every run; their records."""
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready after {timeout} s")
+        time.sleep(1)
+
+
+def run_queue_is_up(home: Path) -> bool:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return any("QUEUED_RUN_COORDINATOR" in str(t) for t in instance.get_daemon_heartbeats())
+
+
+def backfill_through_daemon(home: Path, env: dict, repo_root: Path, keys: list[str], before_submit=None) -> list:
+    """Start dagster-daemon, backfill the province partitions `keys`, wait for every run; their records.
+
+    Nothing else touches the instance until the daemon's run queue beats (SQLite storage is created then).
+    """
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(iso_week_partitions.name, list(WEEKS))
     daemon = subprocess.Popen([bin_("dagster-daemon"), "run", "-w", str(DEPLOY / "workspace.yaml")], cwd=repo_root,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        wait_until(lambda: run_queue_is_up(home), 240, "dagster-daemon")
+        if before_submit:
+            before_submit()
         backfill = subprocess.run(
             [bin_("dagster"), "job", "backfill", "-w", str(DEPLOY / "workspace.yaml"), "-j", "province_publication",
              "--partitions", ",".join(keys), "--noprompt"],
@@ -133,16 +152,20 @@ def test_celery_workers_execute_the_steps_of_queued_runs(daemon_home, tmp_path, 
            "TUTORWATCH_CELERY_BACKEND": f"redis://127.0.0.1:{port}/1"}
     worker_log = tmp_path / "celery-worker.log"
     started = []
-    try:
-        started.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True))
+
+    def start_worker():
         with worker_log.open("wb") as log:
             started.append(subprocess.Popen(
                 [bin_("dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y",
                  str(DEPLOY / "celery.yaml"), "--", "--concurrency=2"],
                 cwd=repo_root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        wait_until(lambda: " ready." in worker_log.read_text(errors="replace"), 180, "the Celery worker")
+
+    try:
+        started.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                         "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True))
         keys = [str(week_province_key(WEEKS[0], p)) for p in PROVINCES]
-        records = backfill_through_daemon(home, env, repo_root, keys)
+        records = backfill_through_daemon(home, env, repo_root, keys, before_submit=start_worker)
     finally:
         for process in reversed(started):
             os.killpg(process.pid, signal.SIGTERM)
