@@ -20,3 +20,10 @@ def write_atomic(path: Path, content: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(folder: Path, stem: str) -> None:
+    """Delete the temporary files a killed run left for `<stem>.*` in `folder` and below (SIGKILL skips the
+    cleanup above). Only the partition that owns `stem` calls it, so no other run's file is touched."""
+    for leftover in Path(folder).glob(f"**/.{stem}.*.partial"):
+        leftover.unlink(missing_ok=True)

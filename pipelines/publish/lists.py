@@ -32,7 +32,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from indicators.rules import TIER_ZH
-from pipelines.publish.files import write_atomic
+from pipelines.publish.files import remove_leftovers, write_atomic
 
 NATIONAL = "all"  # the national list's name beside the province codes
 LIST_COLUMNS = ("rank", "institution_id", "name", "county_code", "tier", "score", "reasons", "change",
@@ -180,6 +180,8 @@ def _publish(out: Path, week: str, name: str, content: bytes, extra: Callable[[]
              rows: int, built_at: datetime | None) -> PublishResult:
     """Compare `<name>.csv` with the newest revision; write the next revision only when it differs."""
     week_dir = Path(out) / "warnings" / week
+    if week_dir.exists():
+        remove_leftovers(week_dir, name)
     manifest = read_manifest(out, week, name) or {"week": week, "list": name, "built_at": None, "revisions": []}
     newest = manifest["revisions"][-1] if manifest["revisions"] else None
     csv_name = f"{name}.csv"

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from data_contracts.regions import province_name_zh
 from indicators import registry
 from indicators.rules import TIER_ZH
-from pipelines.publish.files import write_atomic
+from pipelines.publish.files import remove_leftovers, write_atomic
 from pipelines.publish.lists import CHANGE_ZH, active_provinces
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -219,9 +219,15 @@ def _folder(out: Path, week: str) -> Path:
     return Path(out) / "reports" / week
 
 
+def _clean(path: Path) -> None:
+    if path.parent.exists():
+        remove_leftovers(path.parent, path.stem)
+
+
 def write_national_report(con: duckdb.DuckDBPyConnection, out: Path, week: str) -> Path:
     """`<out>/reports/<week>/national.html`."""
     path = _folder(out, week) / "national.html"
+    _clean(path)
     write_atomic(path, render_html(report_data(con, week)).encode("utf-8"))
     return path
 
@@ -233,6 +239,7 @@ def write_province_report(con: duckdb.DuckDBPyConnection, out: Path, week: str, 
         return []
     data = report_data(con, week, province)
     page = _folder(out, week) / f"{province}.html"
+    _clean(page)
     write_atomic(page, render_html(data).encode("utf-8"))
     if not pdf:
         return [page]

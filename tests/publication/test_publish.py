@@ -132,10 +132,15 @@ def test_leftovers_of_a_killed_run_are_replaced_and_leave_no_temp_files(marts, t
     folder.mkdir(parents=True)
     (folder / "44.csv").write_bytes(b"half a li")
     (folder / ".44.xlsx.abc.partial").write_bytes(b"junk")  # a temp file the kill left behind
+    (folder / "rev2").mkdir()
+    (folder / "rev2" / ".44.csv.def.partial").write_bytes(b"junk")
+    (folder / ".11.csv.ghi.partial").write_bytes(b"Beijing's, being written by another partition")
     result = publish_province(marts, tmp_path, W10, "44")
     assert (result.written, result.revision) == (True, 1)
     assert {r["institution_id"] for r in read_csv(folder / "44.csv")} == {A, B}
-    assert not list(folder.glob(".44.csv.*"))
+    assert sorted(p.name for p in folder.iterdir()) == [".11.csv.ghi.partial", "44.csv", "44.manifest.json",
+                                                        "44.xlsx", "rev2"]
+    assert not any((folder / "rev2").iterdir())
 
 
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path, monkeypatch):
