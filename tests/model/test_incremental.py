@@ -1,0 +1,124 @@
+"""The model's part of the incremental contract: retrain only when due or forced, rescore only stale weeks."""
+
+import shutil
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+from model_fixtures import filing, synthetic, write_warehouse
+
+from models import registry
+from models.scoring import retrain_reason, score_institution_weeks
+from pipelines.defs.model.assets import RETRAIN_ENV, institution_week_scores, risk_model
+from pipelines.resources import FoldersResource, WarehouseResource
+from pipelines.warehouse import connect
+
+# The synthetic history: 44 weeks 2026-W02 … 2026-W45, filings known until Monday 2026-11-09 (as of). A week's
+# label is mature when week_end + 56 days <= as of, i.e. week_end <= 2026-09-13: the newest is 2026-W37.
+NEWEST_TRAINING_WEEK = "2026-W37"
+LATER_WEEKS = [f"2026-W{w}" for w in range(38, 46)]  # the 8 weeks after it
+
+
+def _run(warehouse, out, **config):
+    result = dg.materialize(
+        [risk_model, institution_week_scores],
+        resources={"duckdb": WarehouseResource(database=str(warehouse)),
+                   "folders": FoldersResource(landing_dir=str(out), out_dir=str(out))},
+        run_config={"ops": {"risk_model": {"config": config}}} if config else None)
+    assert result.success
+    return ({k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+            for node in ("risk_model", "institution_week_scores"))
+
+
+def _scored_at(warehouse) -> dict[str, object]:
+    con = connect(warehouse, read_only=True)
+    try:
+        return dict(con.execute("select week, max(_scored_at) from marts.institution_week_scores group by week"
+                                ).fetchall())
+    finally:
+        con.close()
+
+
+def test_runs_retrain_and_rescore_only_what_changed(tmp_path, monkeypatch):
+    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+    mart, filings = synthetic()
+    warehouse = write_warehouse(tmp_path / "w.duckdb", mart, filings)
+    con = connect(warehouse)
+    con.execute("alter table marts.institution_week_indicators add column _computed_at timestamptz")
+    con.execute("update marts.institution_week_indicators set _computed_at = timestamptz '2026-11-09 08:00:00+00'")
+    con.close()
+    out = tmp_path / "out"
+    weeks = sorted(mart["week"].unique())
+
+    model, scores = _run(warehouse, out)
+    assert model["trained"] is True and model["reason"] == "no model has been trained yet"
+    version = model["model_version"]
+    assert (scores["weeks_scored"], scores["weeks_kept"], scores["rows"]) == (44, 0, len(mart))
+    first = _scored_at(warehouse)
+
+    # Nothing new: the model is kept and no week is rescored.
+    model, scores = _run(warehouse, out)
+    assert model["trained"] is False and model["kept"] == version
+    assert (scores["weeks_scored"], scores["weeks_kept"], scores["rows"]) == (0, 44, 0)
+    assert _scored_at(warehouse) == first
+
+    # One week's indicators recomputed: that week alone is rescored.
+    con = connect(warehouse)
+    con.execute("""update marts.institution_week_indicators set coverage_ratio = coverage_ratio - 0.3,
+                   _computed_at = now() where week = '2026-W20'""")
+    con.close()
+    model, scores = _run(warehouse, out)
+    assert model["trained"] is False
+    rows_w20 = int((mart["week"] == "2026-W20").sum())  # institutions closed before W20 have no row
+    assert (scores["weeks_scored"], scores["scored"], scores["rows"]) == (1, "2026-W20 … 2026-W20", rows_w20)
+    second = _scored_at(warehouse)
+    assert [w for w in weeks if second[w] != first[w]] == ["2026-W20"]
+
+    # Forced retraining (env, as `tutorwatch run --retrain` sets it): the data changed, so a new version; only
+    # the weeks after its newest training week get its scores, older weeks keep what the regulator saw.
+    monkeypatch.setenv(RETRAIN_ENV, "1")
+    model, scores = _run(warehouse, out)
+    assert model["trained"] is True and model["reason"] == "forced" and model["model_version"] != version
+    assert model["model_version"].startswith(NEWEST_TRAINING_WEEK)
+    assert (scores["weeks_scored"], scores["scored"]) == (8, f"{LATER_WEEKS[0]} … {LATER_WEEKS[-1]}")
+    third = _scored_at(warehouse)
+    assert [w for w in weeks if third[w] != second[w]] == LATER_WEEKS
+    con = connect(warehouse, read_only=True)
+    versions = dict(con.execute("select week, any_value(model_version) from marts.institution_week_scores "
+                                "group by week").fetchall())
+    assert {versions[w] for w in LATER_WEEKS} == {model["model_version"]}
+    assert {versions[w] for w in weeks if w not in LATER_WEEKS} == {version}
+
+
+def test_retrain_is_due_once_labels_matured_for_retrain_every_weeks(tmp_path, trained):
+    warehouse = shutil.copy(trained["warehouse"], tmp_path / "w.duckdb")
+    out = trained["out"]
+    assert registry.metadata(out, trained["meta"]["model_version"])["training_weeks"][-1] == NEWEST_TRAINING_WEEK
+    con = connect(warehouse)
+    retrain, reason = retrain_reason(con, out, every_weeks=4)
+    assert not retrain and "kept" in reason
+
+    def deliver(days_later: int) -> None:
+        # A filing delivered later moves the as-of date: 21 days → week_end <= 2026-10-04 (W40, 3 weeks on);
+        # 28 days → week_end <= 2026-10-11 (W41, 4 weeks on).
+        day = pd.Timestamp("2026-11-09").date() + timedelta(days=days_later)
+        row = pd.DataFrame([filing("91110000MA0000001X", day, "updated", "44", None, day)])
+        con.register("late_row", row)
+        con.execute(f"insert into staging.institutions ({', '.join(row.columns)}) "
+                    f"select {', '.join(row.columns)} from late_row")
+        con.unregister("late_row")
+
+    deliver(21)
+    assert retrain_reason(con, out, every_weeks=4)[0] is False
+    assert retrain_reason(con, out, every_weeks=3) == (
+        True, "labels matured up to 2026-W40, 3 weeks after the model's newest training week 2026-W37")
+    deliver(28)
+    assert retrain_reason(con, out, every_weeks=4)[0] is True
+
+
+def test_a_mart_without_computed_at_is_rescored_whole(tmp_path, trained):
+    """Until the indicators side stamps `_computed_at`, there is no telling what changed: every week is rescored."""
+    warehouse = shutil.copy(trained["warehouse"], tmp_path / "w.duckdb")
+    con = connect(warehouse)
+    outcome = score_institution_weeks(con, trained["out"])
+    assert (outcome["weeks_scored"], outcome["weeks_kept"]) == (44, 0)
