@@ -27,6 +27,7 @@ N_FOLDS = 4
 MIN_TRAIN_WEEKS = 8
 COVERAGE_INDICATOR = "coverage_ratio"  # lower = riskier
 COMPLAINT_INDICATOR = "unresolved_complaints"  # complaint count on the institution's books
+ORACLE = "oracle_ceiling"  # ranks every positive first: the best precision@k any score could reach
 METRIC_COLUMNS = ("precision_at_k", "event_recall", "median_lead_weeks", "average_precision", "roc_auc", "brier")
 
 
@@ -218,6 +219,7 @@ def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED,
             continue
         baselines, baseline_notes = baseline_scores(ds, train, test, seed + fold.number)
         notes += [f"fold {fold.number}: {n}" for n in baseline_notes]
+        baselines[ORACLE] = test["label"].to_numpy(dtype="float64")
         test = test.assign(**baselines, fold=fold.number)
         methods = [*MODEL_NAMES, *baselines]
         metric_rows += _metric_rows(fold.number, test, methods, ds.closures, capacity)

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from sklearn.calibration import calibration_curve
 
 from models import metrics
-from models.backtest import METRIC_COLUMNS, BacktestResult, Capacity
+from models.backtest import METRIC_COLUMNS, ORACLE, BacktestResult, Capacity
 from models.training import MODEL_NAMES
 
 REPORT_NAME = "backtest_report.html"
@@ -23,7 +23,23 @@ def summary_table(bt: BacktestResult) -> str:
         return "backtest: no fold could be evaluated\n" + "\n".join(bt.notes)
     shown = overall[["precision_at_k", "hits", "k_total", "event_recall", "events", *METRIC_COLUMNS[2:]]]
     marks = pd.Series({m: "*" if m == bt.champion else "" for m in shown.index}, name="champion")
-    return shown.assign(champion=marks).to_string(float_format=lambda v: f"{v:.3f}")
+    table = shown.assign(champion=marks).to_string(float_format=lambda v: f"{v:.3f}")
+    return "\n".join([table, *([comparison] if (comparison := target_line(bt)) else [])])
+
+
+def target_line(bt: BacktestResult) -> str | None:
+    """The champion's precision@k against the best single indicator (target 2×) and the oracle's ceiling."""
+    precision = bt.overall()["precision_at_k"]
+    if bt.champion not in precision or "best_single_indicator" not in precision:
+        return None
+    best = precision["best_single_indicator"]
+    ratio = precision[bt.champion] / best if best else float("inf")
+    line = (f"precision@k: champion {bt.champion} {precision[bt.champion]:.3f} = {ratio:.2f}× the best single "
+            f"indicator ({best:.3f}); target 2×")
+    if ORACLE in precision:
+        line += (f"; ceiling (oracle ranking every positive first) {precision[ORACLE]:.3f}, the champion reaches "
+                 f"{precision[bt.champion] / precision[ORACLE]:.0%} of it")
+    return line
 
 
 def precision_by_week(bt: BacktestResult, capacity: Capacity) -> pd.DataFrame:
@@ -62,7 +78,9 @@ def write_report(bt: BacktestResult, folder: Path, capacity: Capacity = Capacity
     if len(bt.predictions):
         for i, fig in enumerate(_figures(bt, capacity)):
             parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    parts.append("<h2>All folds</h2>" + bt.overall().to_html(float_format=lambda v: f"{v:.3f}"))
+    comparison = target_line(bt)
+    parts.append("<h2>All folds</h2>" + (f"<p>{html.escape(comparison)}</p>" if comparison else "")
+                 + bt.overall().to_html(float_format=lambda v: f"{v:.3f}"))
     parts.append("<h2>Per fold</h2>" + bt.metrics[bt.metrics["fold"] > 0].to_html(
         index=False, float_format=lambda v: f"{v:.3f}"))
     folds = pd.DataFrame([{"fold": f.number, "train": f"{f.train_weeks[0]} … {f.train_weeks[-1]}",

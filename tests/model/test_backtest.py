@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pandas as pd
+import pytest
 from model_fixtures import FIRST_MONDAY, iso_week, write_warehouse
 
 from indicators.registry import NAMES
@@ -64,6 +65,14 @@ def test_main_writes_the_report_and_compares_with_truth(synthetic_frames, tmp_pa
     metrics = pd.read_csv(tmp_path / "out" / "backtest" / "metrics.csv")
     overall = metrics[metrics["fold"] == 0].set_index("method")
     assert {"random", "coverage_ratio_only", "complaints_only", "rule_score"} <= set(overall.index)
+    # The oracle ranks every positive first: per province-week min(positives, k) / k, k = max(5, ⌈1 % of n⌉).
+    test_rows = pd.read_parquet(tmp_path / "out" / "backtest" / "predictions.parquet")
+    groups = test_rows.groupby(["province_code", "week"])["label"].agg(["size", "sum"])
+    k = groups["size"].map(lambda n: min(n, max(5, -(-n // 100))))
+    ceiling = (groups["sum"].clip(upper=k) / k).mean()
+    assert overall.loc["oracle_ceiling", "precision_at_k"] == pytest.approx(ceiling)
+    assert (overall["precision_at_k"] <= ceiling + 1e-12).all()
+    assert "target 2×; ceiling (oracle ranking every positive first)" in printed
     # The planted signal is strong: both models find far more closures in their top k than chance does.
     for model in ("logistic_regression", "gradient_boosting"):
         assert overall.loc[model, "precision_at_k"] > 2 * overall.loc["random", "precision_at_k"]
