@@ -93,7 +93,8 @@ precision@k, then event recall, then average precision — not by AUC.
 `{meta['data_snapshot_sha256'][:16]}…`, seed {meta['seed']}.
 
 **Features** ({len(meta['features'])}): every indicator of `marts.institution_week_indicators` (as of week end)
-and its change over 4 weeks. Calibration: sigmoid on the later block of the training weeks
+with its changes over 1, 4 and 8 weeks, 8-week max and min, province-week rank and, for money, its share of
+the prepaid liability. Calibration: sigmoid on the later block of the training weeks
 ({meta['calibration_weeks'][0]} … {meta['calibration_weeks'][-1]} for the final fit).
 
 **Backtest** ({bt.get('folds', 0)} folds: expanding training block, 8-week gap, 4-week test block):
