@@ -146,6 +146,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     if "full" not in skip:
         shutil.rmtree(folder / "run_full", ignore_errors=True)
         measure("pipeline", "pipeline", landing=folder / "landing_b", out=folder / "run_full")
+    if "indicators" not in skip:
+        measure("indicators", "indicators", parquet=parquet, out=folder / "run_indicators", week=figures["newest_week"])
     if "reference" not in skip:
         measure("reference", "reference", parquet=parquet, result=folder / "reference.parquet")
     if "pandas" not in skip:

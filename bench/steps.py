@@ -62,6 +62,49 @@ def _ingest(args: argparse.Namespace) -> dict:
     return {}
 
 
+def _indicators(args: argparse.Namespace) -> dict:
+    """The indicators asset's library alone at scale: staging loaded straight from the converted Parquet (no
+    ingest), the mart computed over every delivery before week `--week`, then that week's rows loaded and
+    the mart refreshed incrementally. Seconds of each phase."""
+    import duckdb
+
+    from data_contracts.feeds import FEEDS, staging_columns
+    from indicators.compute import compute_institution_week_indicators, refresh_institution_week_indicators
+    from pipelines.warehouse import connect, create_staging_tables
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "indicators.duckdb").unlink(missing_ok=True)
+    con = connect(out / "indicators.duckdb")
+    con.execute("SET enable_progress_bar = false")
+    create_staging_tables(con)
+
+    def load(newest: bool) -> None:
+        for feed in FEEDS.values():
+            source = Path(args.parquet) / f"{feed.name}.parquet"
+            present = {name for (name,) in duckdb.sql(f"SELECT name FROM parquet_schema('{source}')").fetchall()}
+            columns = [c.name for c in staging_columns(feed) if c.name in present]
+            con.execute(f"""INSERT INTO staging.{feed.name} BY NAME
+                SELECT {', '.join(columns)}, 'bench' AS _file, 0 AS _row, now() AS _loaded_at
+                FROM read_parquet('{source}')
+                WHERE (strftime(_delivery_date, '%G-W%V') >= '{args.week}') = {newest}""")
+
+    seconds = {}
+    for phase, work in (
+        ("load_a", lambda: load(False)),
+        ("full", lambda: compute_institution_week_indicators(con)),
+        ("load_newest_week", lambda: load(True)),
+        ("incremental", lambda: refresh_institution_week_indicators(con)),
+    ):
+        started = time.monotonic()
+        result = work()
+        seconds[phase] = time.monotonic() - started
+        print(f"indicators bench: {phase} {seconds[phase]:.1f} s", flush=True)
+    rows = con.execute("SELECT count(*) FROM marts.institution_week_indicators").fetchone()[0]
+    return {"seconds": seconds, "mart_rows": rows, "weeks_recomputed": len(result.weeks),
+            "first_week_recomputed": result.weeks[0] if result.weeks else None}
+
+
 def _reference(args: argparse.Namespace) -> dict:
     from bench.reference import reference_indicators
     from pipelines.warehouse import connect
@@ -92,7 +135,7 @@ def _generate(args: argparse.Namespace) -> dict:
     return {"summary": summary}
 
 
-STEPS = {"pipeline": _pipeline, "ingest": _ingest, "reference": _reference, "pandas": _pandas, "convert": _convert,
+STEPS = {"pipeline": _pipeline, "ingest": _ingest, "indicators": _indicators, "reference": _reference, "pandas": _pandas, "convert": _convert,
          "generate": _generate}
 
 
@@ -100,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.steps")
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--json", required=True, help="where this step writes its figures")
-    for option in ("--landing", "--out", "--parquet", "--result", "--scale"):
+    for option in ("--landing", "--out", "--parquet", "--result", "--scale", "--week"):
         parser.add_argument(option)
     parser.add_argument("--institutions", type=int)
     parser.add_argument("--weeks", type=int)

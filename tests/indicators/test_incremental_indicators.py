@@ -6,10 +6,12 @@ W30 starts the grid at W14 and folds W01..W13 (M's orders, refunds and two accou
 requests, K's open complaints) into the carry rows.
 """
 
+import importlib.util
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import at, build_handmade, consumption, insert, movement, order, rating, refund
 
 from indicators.compute import (
     MART,
@@ -21,8 +23,15 @@ from pipelines.defs.indicators.assets import institution_week_indicators
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import connect
 
+# The hand-made rows of this folder's conftest.py, loaded under their own name: `from conftest import` would
+# get whichever conftest module pytest imported last when several folders run together.
+_spec = importlib.util.spec_from_file_location("indicators_handmade_rows", Path(__file__).with_name("conftest.py"))
+handmade = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(handmade)
+at, build_handmade, consumption, insert = handmade.at, handmade.build_handmade, handmade.consumption, handmade.insert
+movement, order, rating, refund = handmade.movement, handmade.order, handmade.rating, handmade.refund
+
 LAST_WEEK = 40
-NOW = {"_loaded_at": "now"}  # filled in by `loaded_now`
 
 
 def extend_to_w40(con) -> None:

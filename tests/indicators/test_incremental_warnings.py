@@ -2,8 +2,14 @@
 week after it is stamped too (its `change` compares against it), and the result equals a full rebuild."""
 
 import pandas as pd
-from conftest import at, consumption, insert
-from test_incremental_indicators import LAST_WEEK, loaded_now, long_warehouse  # noqa: F401 (fixture)
+from test_incremental_indicators import (  # noqa: F401 (long_warehouse is a fixture)
+    LAST_WEEK,
+    at,
+    consumption,
+    insert,
+    loaded_now,
+    long_warehouse,
+)
 
 from indicators.compute import compute_institution_week_indicators, refresh_institution_week_indicators
 from indicators.rules import build_warnings, refresh_warnings
