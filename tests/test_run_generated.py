@@ -35,6 +35,7 @@ def generated_run(tmp_path_factory):
          "--out", str(root / "out"), "--weeks", "2025-W37:2025-W38"],
         capture_output=True, text=True, cwd=root, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 at a time" in proc.stdout  # the publication went through the worker processes
     planted = set((root / "data" / "truth" / "pii_planted.txt").read_bytes().split())
     return root / "out", planted
 

@@ -9,10 +9,12 @@ Only lists whose week was rebuilt since their publication are published again (`
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import re
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,6 +31,10 @@ FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means a
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
 PARTITION_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # hundreds of runs: failures only
 ENV_JOBS = "TUTORWATCH_JOBS"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Below this many partitions one process is quicker: a partition costs ~0.2-0.5 s here, while workers
+# first import the definitions (~10 s of CPU, more on a loaded machine).
+PARALLEL_FROM = 24
 DEFAULT_JOBS = 2
 # Reports cost ~160 MB and ~30 s a week: by default only the newest week's.
 PROVINCE_ASSETS = ("province_warning_lists", "province_reports")
@@ -144,22 +150,20 @@ def publish_partition(partition: Partition) -> tuple[Partition, bool, float]:
     return partition, result.success, time.monotonic() - started
 
 
-def _set_environment(env: dict[str, str]) -> None:
+def _init_worker(env: dict[str, str]) -> None:
+    """This run's folders; and die with the fork server (which exits with this process): a killed
+    `tutorwatch run` must not leave a worker writing files behind it."""
     os.environ.update(env)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _worker_context() -> multiprocessing.context.ForkServerContext:
-    """Workers fork from a server that imported the definitions once (Dagster's own executor does the same:
+    """Workers fork from a server that imports the definitions once (Dagster's own executor does the same:
     forking this process would copy its threads' locks; spawning would import the definitions per worker)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["pipelines.definitions"])
     return context
-
-
-def start_worker_server() -> None:
-    """Start the fork server now, so it imports the definitions while the warehouse assets run."""
-    _worker_context()
-    multiprocessing.forkserver.ensure_running()
 
 
 def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition, bool, float]]:
@@ -172,7 +176,7 @@ def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition
         yield from map(publish_partition, plan)
         return
     env = {k: v for k, v in os.environ.items() if k.startswith("TUTORWATCH_")}
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_set_environment,
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_init_worker,
                                initargs=(env,))
     try:
         yield from (f.result() for f in as_completed([pool.submit(publish_partition, p) for p in plan]))
@@ -189,7 +193,8 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
     """Process the landing directory; returns the publishable weeks. Raises LandingUnusable / PiiKeyMissing.
 
     Lists are published for every publishable week whose lists are stale; reports for the newest week
-    only unless `all_reports`. `jobs` worker processes publish at once (default TUTORWATCH_JOBS or 2).
+    only unless `all_reports`. `jobs` worker processes publish at once (default TUTORWATCH_JOBS or 2) when
+    there are at least PARALLEL_FROM partitions.
     """
     started = time.monotonic()
     jobs = jobs or default_jobs()
@@ -204,8 +209,6 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
     from pipelines.ingest import summary_text
     from pipelines.warehouse import connect
 
-    if jobs > 1:
-        start_worker_server()
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None]
     echo(f"tutorwatch: {n_files} delivery files in {landing}; warehouse {warehouse}")
@@ -219,11 +222,13 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
         to_publish = publishable_weeks(con, week_range)
         plan = publication_plan(con, out, to_publish, to_publish if all_reports else to_publish[-1:])
         summary = summary_text(con)
+    workers = min(jobs, len(plan)) if len(plan) >= PARALLEL_FROM else 1
     echo(f"[2/2] publication of {len(to_publish)} weeks"
          + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else "")
-         + f": {len(plan)} partitions to publish, {min(jobs, max(len(plan), 1))} at a time")
+         + f": {len(plan)} partitions to publish, "
+         + (f"{workers} at a time" if workers > 1 else "in this process"))
     failed = []
-    for i, (partition, ok, seconds) in enumerate(run_partitions(plan, jobs), 1):
+    for i, (partition, ok, seconds) in enumerate(run_partitions(plan, workers), 1):
         echo(f"  publishing {partition.label} ({i}/{len(plan)}) {'done' if ok else 'FAILED'} in {seconds:.1f} s")
         if not ok:
             failed.append(partition.label)
