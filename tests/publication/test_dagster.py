@@ -89,7 +89,8 @@ def test_national_files_follow_once_every_province_of_the_week_is_in():
                 dg.AssetMaterialization(asset.key, partition=str(week_province_key(W10, province))))
 
     def requested(result):
-        return {k.to_user_string(): set(result.get_requested_partitions(k)) for k in (warning_lists.key, weekly_reports.key)}
+        return {k.to_user_string(): set(result.get_requested_partitions(k))
+                for k in (warning_lists.key, weekly_reports.key)}
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(iso_week_partitions.name, [W10])

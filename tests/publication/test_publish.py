@@ -103,7 +103,8 @@ def test_republishing_identical_content_changes_nothing(marts, tmp_path):
     before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     again = publish_week(marts, tmp_path, W10)
     after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert {n: (r.written, r.revision) for n, r in again.items()} == {"11": (False, 1), "44": (False, 1), "all": (False, 1)}
+    assert {n: (r.written, r.revision) for n, r in again.items()} == {
+        "11": (False, 1), "44": (False, 1), "all": (False, 1)}
     assert after == before
 
 

@@ -39,7 +39,7 @@ def _list_metadata(result) -> dict:
     partitions_def=week_province_partitions,
     deps=[WARNINGS],
     kinds={"csv", "excel"},
-    description="A province's warning list <out>/warnings/<week>/<province>.csv|.xlsx (immutable; changes go to revN/).",
+    description="A province's list <out>/warnings/<week>/<province>.csv|.xlsx (immutable; changes go to revN/).",
 )
 def province_warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                            folders: FoldersResource) -> dg.MaterializeResult:
