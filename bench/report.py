@@ -38,7 +38,7 @@ def _ratio(numerator: dict | None, denominator: dict | None) -> float | None:
 
 
 def section(f: dict) -> str:
-    rows = f.get("rows", 0)
+    rows = sum(f["convert"]["figures"]["delivered"].values()) if f.get("convert") else 0
     a, b, c, inc = (f.get(k) for k in ("pipeline", "reference", "pandas", "incremental"))
     lines = [
         f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']})", "",
@@ -69,6 +69,17 @@ def section(f: dict) -> str:
         lines.append(f"- incremental run {inc['seconds']:.0f} s (target ≤ 60 s: "
                      f"{'met' if inc['seconds'] <= 60 else 'missed'})")
     lines.append("")
+    if (ind := f.get("indicators")) and ind["ok"]:
+        phases = ind["figures"]["seconds"]
+        lines += [
+            f"Indicators library alone (`bench/steps.py indicators`: staging loaded from the Parquet, no ingest; "
+            f"peak {ind['peak_mb']:,.0f} MB): all {ind['figures']['mart_rows']:,} rows over landing A in "
+            f"{phases['full']:,.1f} s; after loading the newest week's rows ({phases['load_newest_week']:,.1f} s), "
+            f"the incremental refresh recomputed {ind['figures']['weeks_recomputed']} weeks (from "
+            f"{ind['figures']['first_week_recomputed']}) in {phases['incremental']:,.1f} s."
+            + (f" Full indicators / reference (b) = {phases['full'] / b['seconds']:.1f} (26 indicators against 7)."
+               if b and b["ok"] else ""), "",
+        ]
     runs = [(name, f[key]) for name, key in (("full pipeline (a)", "pipeline"), ("incremental run", "incremental"))
             if f.get(key, {}).get("ok")]
     if runs:

@@ -141,7 +141,6 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     parquet = folder / "parquet"
     if not (parquet / "evaluations.parquet").exists():
         measure("convert", "convert", landing=landing, parquet=parquet)
-    figures["rows"] = sum(figures["convert"]["figures"]["delivered"].values())
 
     if "full" not in skip:
         shutil.rmtree(folder / "run_full", ignore_errors=True)

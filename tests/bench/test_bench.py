@@ -106,7 +106,8 @@ def test_results_report_ratios_and_stages(tmp_path):
         return {"seconds": seconds, "peak_mb": peak_mb, "ok": True, "figures": figures}
 
     figures = {
-        "label": "tiny", "date": "today", "cpus": 2, "memory_limit": "4GB", "rows": 1000, "newest_week": "2026-W11",
+        "label": "tiny", "date": "today", "cpus": 2, "memory_limit": "4GB", "newest_week": "2026-W11",
+        "convert": timing(5, delivered={"orders": 400, "account_movements": 600}),
         "pipeline": timing(30, 5000, assets={"orders": 4, "institution_week_indicators": 6, "risk_model": 2},
                            publication_s=10),
         "reference": timing(10), "pandas": timing(120),
