@@ -21,7 +21,7 @@ from datetime import date
 
 import duckdb
 
-from data_contracts.feeds import ORDER_CAP_CLASS_HOURS, ORDER_CAP_MONTHS
+from data_contracts.feeds import FEEDS, ORDER_CAP_CLASS_HOURS, ORDER_CAP_MONTHS, staging_columns
 from indicators.registry import INDICATORS, NAMES, SQL_DIR
 
 MART = "marts.institution_week_indicators"
@@ -176,15 +176,33 @@ def last_computed_at(con: duckdb.DuckDBPyConnection):
     return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
 
 
+def _touched_sql(feed: str) -> str:
+    """The earliest time a change of `feed` since $since can move: a new key, all its times; a corrected row
+    (an old version superseded since), the times that changed, or all of them when another column changed
+    (an amount or category can count in any of the row's weeks; a status change alone is read through the
+    times that came with it, e.g. a refund's paid_at, a complaint's resolved_at)."""
+    times = EVENT_TIMES[feed]
+    keys = FEEDS[feed].key
+    others = [c.name for c in staging_columns(FEEDS[feed])
+              if c.name not in (*times, *keys, "status") and not c.name.startswith("_")]
+
+    def every(*sides: str) -> str:
+        return f"least({', '.join(f'{side}.{t}::TIMESTAMPTZ' for side in sides for t in times)})"
+
+    changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in others) or "false"
+    changed_times = ", ".join(
+        f"CASE WHEN o.{t} IS DISTINCT FROM n.{t} THEN least(o.{t}::TIMESTAMPTZ, n.{t}::TIMESTAMPTZ) END"
+        for t in times)
+    any_time = " OR ".join(f"o.{t} IS DISTINCT FROM n.{t}" for t in times)
+    return _sql("_touched").format(
+        feed=feed, keys=", ".join(keys), every_new=every("n"), every_both=every("o", "n"), changed=changed,
+        changed_times=f"least({changed_times})", any_time=any_time)
+
+
 def first_touched_week(con: duckdb.DuckDBPyConnection, since) -> str | None:
-    """The earliest ISO week of a row loaded into staging after `since`, or of a version superseded after it
-    (a correction can move a row to another week); None when nothing changed."""
-    parts = []
-    for feed, columns in EVENT_TIMES.items():
-        earliest = f"least({', '.join(f'{c}::TIMESTAMPTZ' for c in columns)})"
-        parts.append(f"SELECT min({earliest}) AS t FROM staging.{feed} WHERE _loaded_at > $since")
-        if _has_column(con, "staging", f"{feed}_history", "_superseded_at"):
-            parts.append(f"SELECT min({earliest}) FROM staging.{feed}_history WHERE _superseded_at > $since")
+    """The earliest ISO week that rows loaded into staging after `since`, or versions superseded after it,
+    can change (a correction can move a row to another week); None when nothing changed."""
+    parts = [f"SELECT t FROM (\n{_touched_sql(feed)}\n)" for feed in EVENT_TIMES]
     first: date | None = con.execute(
         f"SELECT date_trunc('week', min(t))::DATE FROM ({' UNION ALL '.join(parts)})", {"since": since}
     ).fetchone()[0]

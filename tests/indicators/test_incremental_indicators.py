@@ -135,10 +135,7 @@ def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
     con = long_warehouse
     refresh_institution_week_indicators(con)
     # movement 9 was booked in W22; a correction moves it to W35: W22 changes too (its release disappears)
-    con.execute("INSERT INTO staging.account_movements_history SELECT *, now() FROM staging.account_movements "
-                "WHERE movement_id = '9'")
-    con.execute(f"UPDATE staging.account_movements SET booked_at = '{at(35, 1)}', _loaded_at = now() "
-                "WHERE movement_id = '9'")
+    correct(con, "account_movements", "movement_id", "9", booked_at=at(35, 1))
     assert first_touched_week(con, con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]) == "2026-W22"
     refresh = refresh_institution_week_indicators(con)
     assert refresh.weeks[0] == "2026-W22"
@@ -164,3 +161,25 @@ def test_asset_reports_a_rerun_without_new_rows_as_empty(long_warehouse, tmp_pat
     assert [m["mode"].value for m in metadata] == ["full", "incremental"]
     assert [m["weeks_recomputed"].value for m in metadata] == [LAST_WEEK, 0]
     assert metadata[1]["weeks"].value == LAST_WEEK
+
+
+def correct(con, table: str, key: str, value: str, **changes) -> None:
+    """A correction as ingestion records it: the old version to history, superseded now; the new one loaded now."""
+    con.execute(f"INSERT INTO staging.{table}_history SELECT *, now() FROM staging.{table} WHERE {key} = ?", [value])
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    con.execute(f"UPDATE staging.{table} SET {assignments}, _loaded_at = now() WHERE {key} = ?",
+                [*changes.values(), value])
+
+
+def test_resolution_recomputes_from_the_resolution_not_the_complaint(long_warehouse):
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    since = con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
+    # k0 (received in W05, open) is resolved in W35: only the weeks from W35 can change
+    correct(con, "complaints", "complaint_id", "k0", status="resolved", resolved_at=at(35, 2))
+    assert first_touched_week(con, since) == "2026-W35"
+    # its category corrected as well: the complaint's own week counts again (closure keywords in W05)
+    correct(con, "complaints", "complaint_id", "k0", category="closure_or_absconding")
+    assert first_touched_week(con, since) == "2026-W05"
+    refresh_institution_week_indicators(con)
+    pd.testing.assert_frame_equal(snapshot(con), full_recomputation(con), check_exact=False, rtol=1e-12)
