@@ -7,6 +7,7 @@ reliability_helpers.new_root) and publishes 2026-W02 and 2026-W03, ~20-30 s a ru
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -31,10 +32,11 @@ PER_RUN_TABLES = ("ops.last_batch_",)
 
 
 def run_and_kill(root: Path, when: Callable[[str], bool], timeout: float = 240) -> str:
-    """Start the CLI; SIGKILL it as soon as `when(output so far)` holds (checked every 50 ms, so that a
-    file appearing on disk can trigger it too). Returns the output up to the kill."""
+    """Start the CLI in its own process group; SIGKILL the whole group (the CLI and its publication worker
+    processes, as a crash of the machine would) as soon as `when(output so far)` holds, checked every
+    50 ms so that a file appearing on disk can trigger it too. Returns the output up to the kill."""
     proc = subprocess.Popen(command(root), cwd=root, env=environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -44,9 +46,9 @@ def run_and_kill(root: Path, when: Callable[[str], bool], timeout: float = 240) 
             assert proc.poll() is None, "the run ended before the kill point:\n" + "".join(lines)[-3000:]
             assert time.monotonic() < deadline, "kill point never reached"
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # already gone when the assertion above failed
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         reader.join(5)
     assert proc.returncode == -signal.SIGKILL

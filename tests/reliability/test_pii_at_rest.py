@@ -56,11 +56,13 @@ def test_the_dagster_path_refuses_to_ingest_without_a_proper_key(tmp_path, monke
     landing = tmp_path / "landing"
     write_base(landing)
     warehouse = tmp_path / "dg.duckdb"
-    result = dg.materialize(
-        [asset for asset in feed_assets if asset.key.path[-1] == "institutions"],
-        resources={"duckdb": WarehouseResource(database=str(warehouse)),
-                   "folders": FoldersResource(landing_dir=str(landing), out_dir=str(tmp_path / "out"))},
-        raise_on_error=False)
+    # an instance of its own: a test elsewhere may leave Dagster's current-instance state pointing at a dead one
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [asset for asset in feed_assets if asset.key.path[-1] == "institutions"], instance=instance,
+            resources={"duckdb": WarehouseResource(database=str(warehouse)),
+                       "folders": FoldersResource(landing_dir=str(landing), out_dir=str(tmp_path / "out"))},
+            raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     cause = failure.step_failure_data.error.cause
