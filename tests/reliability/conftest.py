@@ -28,7 +28,6 @@ def dashboard(tmp_path: Path):
                       today=lambda: date(2026, 3, 9), secret_key="test-secret")
 
 
-
 @pytest.fixture(scope="session")
 def reference_root(tmp_path_factory) -> Path:
     """An uninterrupted `tutorwatch run` over the hand-made landing with the hostile name (landing/, out/)."""
