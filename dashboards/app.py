@@ -203,7 +203,9 @@ class Pages:
         return [html.H2("数据质量 Data quality"),
                 html.H3("报送文件 Files loaded / rejected"), _table(dq["files"], "dq-files"),
                 html.H3("被拒文件 Rejected files"), _table(dq["rejected"], "dq-rejected"),
-                html.H3("隔离数据(按规则) Quarantine by rule"), _table(dq["quarantine"], "dq-quarantine")]
+                html.H3("隔离数据(按规则) Quarantine by rule"), _table(dq["quarantine"], "dq-quarantine"),
+                html.H3("监管账户流水断点(按银行) Bank statement breaks by bank"),
+                _table(dq["continuity"], "dq-continuity")]
 
 
 IDENTITY_COLUMNS = {"institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",

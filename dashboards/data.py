@@ -183,6 +183,7 @@ def data_quality(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     return {
         "files": _frame(con, "ops.files", "select feed, status, count(*) as files, "
                         "sum(rows_delivered) as rows_delivered, sum(rows_inserted) as rows_inserted, "
+                        "sum(rows_corrected) as rows_corrected, sum(rows_unchanged) as rows_redelivered, "
                         "sum(rows_quarantined) as rows_quarantined from ops.files group by all "
                         "order by feed, status", []),
         "rejected": _frame(con, "ops.files", "select file_name, feed, reason from ops.files "
@@ -190,4 +191,8 @@ def data_quality(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
         "quarantine": _frame(con, "quarantine.rows", "select feed, rule, count(*) as rows, "
                              "count(released_at) as released from quarantine.rows group by all "
                              "order by rows desc", []),
+        "continuity": _frame(con, "staging.bank_continuity_breaks",
+                             "select bank_code, count(*) as breaks, count(distinct account_id) as accounts, "
+                             "sum(abs(delta_fen)) as abs_delta_fen, min(week) as first_week, max(week) as last_week "
+                             "from staging.bank_continuity_breaks group by all order by breaks desc", []),
     }

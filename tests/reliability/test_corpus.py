@@ -357,11 +357,19 @@ def test_bad_input_is_named_and_the_good_rows_load(ingested, case):
         assert "bank continuity breaks: 1 in 1 supervision accounts" in summary
 
 
-@pytest.mark.xfail(strict=True, reason="dashboards.data.data_quality has no continuity-break frame (lead's file)")
-def test_data_quality_view_shows_continuity_breaks(ingested):
+def test_data_quality_view_shows_continuity_breaks_and_redelivered_rows(ingested):
     case = next(c for c in CASES if c.status == "continuity break")
     with connect(ingested(case), read_only=True) as con:
-        assert "continuity" in data_quality(con)
+        reported = con.execute("select balance_after_fen from staging.account_movements "
+                               "where movement_id = 'M3'").fetchone()[0]
+        assert data_quality(con)["continuity"][["breaks", "accounts", "abs_delta_fen"]].values.tolist() == [
+            [1, 1, abs(reported - 230050)]]
+    case = next(c for c in CASES if c.kind == "bank_file_twice_rewritten")
+    with connect(ingested(case), read_only=True) as con:
+        files = data_quality(con)["files"]
+        redelivered = con.execute("select sum(rows_unchanged) from ops.files where feed = ?", [case.feed]).fetchone()[0]
+    assert redelivered > 0
+    assert files.loc[files["feed"] == case.feed, "rows_redelivered"].sum() == redelivered
 
 
 def test_money_is_conserved_over_the_whole_corpus(ingested):
