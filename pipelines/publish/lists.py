@@ -122,6 +122,9 @@ def _sheet(ws, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
                 value = int(value)
             row.append(value)
         ws.append(row)
+        for cell in ws[ws.max_row]:  # text stays text: a name like "=HYPERLINK(…)" must not become a formula
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
         if not pd.isna(values.get("tier", float("nan"))):
             ws.cell(ws.max_row, columns.index("tier") + 1).fill = PatternFill("solid", fgColor=TIER_FILL[values["tier"]])
     ws.freeze_panes = "A2"

@@ -97,6 +97,15 @@ def test_xlsx_has_chinese_headers_frozen_header_and_filter_and_matches_all_csv(m
     assert [c.value for c in dropped[2]][:2] == [C, "机构C1C"]
 
 
+def test_xlsx_keeps_a_name_that_looks_like_a_formula_as_text(marts, tmp_path):
+    hostile = '=HYPERLINK("http://example.invalid","点击")'
+    marts.execute("update marts.warnings set name = ? where institution_id = ?", [hostile, A])
+    publish_province(marts, tmp_path, W10, "44")
+    sheet = load_workbook(tmp_path / "warnings" / W10 / "44.xlsx")["预警名单"]
+    [cell] = [row[2] for row in sheet.iter_rows(min_row=2) if row[1].value == A]
+    assert (cell.value, cell.data_type) == (hostile, "s")
+
+
 def test_republishing_identical_content_changes_nothing(marts, tmp_path):
     publish_week(marts, tmp_path, W10)
     folder = tmp_path / "warnings" / W10
