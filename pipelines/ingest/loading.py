@@ -8,7 +8,7 @@ rest into staging (`merge.sql`), and write the per-file counts to `ops.files`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,9 +114,8 @@ def _ledger(con, delivery: Delivery, sha: str | None, status: str, reason: str |
 
 
 def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: FeedResult,
-                    progress: Progress) -> list[pa.Table]:
-    """Tables of the files not yet seen; rejected and duplicate files go to the ledger only."""
-    tables = []
+                    progress: Progress) -> Iterator[pa.Table]:
+    """The table of each file not yet seen, one at a time; rejected and duplicate files go to the ledger only."""
     for delivery in find_deliveries(landing, feed.name):
         data = delivery.path.read_bytes()
         sha = sha256_of(data)
@@ -149,8 +148,7 @@ def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: Feed
             "_delivery_date": pa.array([delivery.delivery_date] * n, pa.date32()),
             "_seq": pa.array([delivery.seq] * n, pa.int32()),
         }
-        tables.append(pa.table({**lineage, **{c: read.table[c] for c in raw_columns(feed)}}))
-    return tables
+        yield pa.table({**lineage, **{c: read.table[c] for c in raw_columns(feed)}})
 
 
 def _say(progress: Progress, message: str) -> None:
@@ -158,8 +156,8 @@ def _say(progress: Progress, message: str) -> None:
         progress(message)
 
 
-def _build_batch(con, feed: Feed, tables: list[pa.Table]) -> None:
-    """`ops.last_batch_<feed>`: the new files' rows plus quarantined rows waiting only on references."""
+def _start_batch(con, feed: Feed) -> None:
+    """`ops.last_batch_<feed>`: the quarantined rows waiting only on references; the new files' rows follow."""
     text_cols = ", ".join(
         f"CAST(json_extract(row_json, '$.{c}') AS BOOLEAN) AS {q(c)}" if c == PHONE_OK_COLUMN
         else f"json_extract_string(row_json, '$.{c}') AS {q(c)}" for c in raw_columns(feed)
@@ -178,10 +176,12 @@ def _build_batch(con, feed: Feed, tables: list[pa.Table]) -> None:
         FROM waiting""",
         [feed.name, referential],
     )
-    for table in tables:
-        con.register("_incoming", table)
-        con.execute(f"INSERT INTO {batch_table(feed.name)} BY NAME SELECT * FROM _incoming")
-        con.unregister("_incoming")
+
+
+def _append_to_batch(con, feed: Feed, table: pa.Table) -> None:
+    con.register("_incoming", table)
+    con.execute(f"INSERT INTO {batch_table(feed.name)} BY NAME SELECT * FROM _incoming")
+    con.unregister("_incoming")
 
 
 def _pairs(a: str, b: str, cols) -> str:
@@ -242,8 +242,9 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, landing: Path, feed_name: str, p
     prepare(con)
     con.execute("BEGIN TRANSACTION")
     try:
-        tables = _read_new_files(con, feed, Path(landing), pii_key, result, progress)
-        _build_batch(con, feed, tables)
+        _start_batch(con, feed)
+        for table in _read_new_files(con, feed, Path(landing), pii_key, result, progress):
+            _append_to_batch(con, feed, table)  # one file in memory at a time; DuckDB spills the batch
         _check_and_merge(con, feed, result)
         con.execute("COMMIT")
     except BaseException:
