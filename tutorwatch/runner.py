@@ -9,12 +9,11 @@ Only lists whose week was rebuilt since their publication are published again (`
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
-import signal
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -31,7 +30,6 @@ FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means a
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
 PARTITION_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # hundreds of runs: failures only
 ENV_JOBS = "TUTORWATCH_JOBS"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Below this many partitions one process is quicker: a partition costs ~0.2-0.5 s here, while workers
 # first import the definitions (~10 s of CPU, more on a loaded machine).
 PARALLEL_FROM = 24
@@ -151,19 +149,22 @@ def publish_partition(partition: Partition) -> tuple[Partition, bool, float]:
 
 
 def _init_worker(env: dict[str, str]) -> None:
-    """This run's folders; and die with the fork server (which exits with this process): a killed
-    `tutorwatch run` must not leave a worker writing files behind it."""
+    """This run's folders; and die with the run: a killed `tutorwatch run` must not leave a worker writing
+    files behind it (nor, through the worker, its fork server)."""
     os.environ.update(env)
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_exit_with_the_run, daemon=True).start()
+
+
+def _exit_with_the_run() -> None:
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])  # ready once it is gone
+    os._exit(1)
 
 
 def _worker_context() -> multiprocessing.context.ForkServerContext:
-    """Workers fork from a server that imports the definitions once (Dagster's own executor does the same:
-    forking this process would copy its threads' locks; spawning would import the definitions per worker)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipelines.definitions"])
-    return context
+    """Workers fork from a fork server (as in Dagster's multiprocess executor): forking this process would
+    copy its threads' locks. Each worker imports the definitions itself on its first partition; a fork
+    server that preloaded them would hold Dagster's threads and outlive a killed run."""
+    return multiprocessing.get_context("forkserver")
 
 
 def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition, bool, float]]:

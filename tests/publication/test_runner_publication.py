@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 from publication_fixtures import add_rows
 
@@ -80,3 +86,57 @@ def test_a_failed_partition_is_reported_and_the_others_still_publish(marts, tmp_
     done = {p.label: ok for p, ok, _ in run_partitions([Partition(W10, "11", LISTS), Partition(W10, "44", LISTS)], 2)}
     assert done == {f"{W10} 11": False, f"{W10} 44": True}
     assert (tmp_path / "out" / "warnings" / W10 / "44.csv").exists()
+
+
+WORKER_SCRIPT = """
+import sys
+from tutorwatch.runner import Partition, run_partitions
+if __name__ == "__main__":
+    plan = [Partition("2026-W10", p, ("province_warning_lists",)) for p in ("11", "44") * 20]
+    for _ in run_partitions(plan, 2):
+        pass
+"""
+
+
+def children(pid: int) -> set[int]:
+    """Every process whose parent is `pid`, from /proc (Linux)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_and_their_fork_server_die_with_a_killed_run(marts, tmp_path, monkeypatch):
+    """SIGKILL of the run's process alone (not its group): no worker may go on writing files behind it."""
+    marts.close()
+    script = tmp_path / "publish.py"
+    script.write_text(WORKER_SCRIPT)
+    env = {**os.environ, "TUTORWATCH_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+           "TUTORWATCH_OUT": str(tmp_path / "out"), "TUTORWATCH_LANDING": str(tmp_path / "landing")}
+    run = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    helpers = workers = set()
+    while len(workers) < 2:
+        assert run.poll() is None and time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.2)
+        helpers = children(run.pid)  # the fork server and the resource tracker
+        workers = {w for h in helpers for w in children(h)}
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 60
+    while any(alive(p) for p in helpers | workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in helpers | workers if alive(p)]
