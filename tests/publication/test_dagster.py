@@ -68,9 +68,9 @@ def test_schedule_adds_last_week_and_requests_every_province_of_it():
     assert weekly_publication_schedule.cron_schedule == "0 6 * * 1"
     assert weekly_publication_schedule.execution_timezone == "Asia/Shanghai"
     assert weekly_publication_schedule.job_name == province_publication_job.name
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 3, 9, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    monday = datetime(2026, 3, 9, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with dg.instance_for_test() as instance, dg.build_schedule_context(  # `with`: leaves no instance behind
+            instance=instance, scheduled_execution_time=monday) as context:
         requests = weekly_publication_schedule(context)
         assert instance.get_dynamic_partitions(iso_week_partitions.name) == [W10]
     assert len(requests) == 32 == len({r.run_key for r in requests})
