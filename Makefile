@@ -47,8 +47,10 @@ backtest: install .env
 	$(BIN)/tutorwatch run --landing data/province/landing --out out/province
 	$(BIN)/tutorwatch backtest --warehouse out/province/warehouse.duckdb --truth data/province/truth --out out/province
 
+## Slow tests, then the national benchmark (cached in .bench-cache/; figures in bench/results.md).
 bench: install .env
-	$(BIN)/pytest -m slow -s
+	$(BIN)/pytest -q -m slow -s
+	$(BIN)/python -m bench --scale national --cache .bench-cache
 
 clean:
 	rm -rf $(OUT) data .dagster_home
