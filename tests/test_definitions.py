@@ -9,7 +9,7 @@ import dagster as dg
 EXPECTED_ASSETS = {
     "institutions", "orders", "consumptions", "refunds", "account_movements", "complaints", "evaluations",
     "bank_continuity_breaks", "institution_week_indicators", "risk_model", "institution_week_scores",
-    "model_backtest", "warnings", "warning_lists", "weekly_reports",
+    "model_backtest", "warnings", "warning_lists", "weekly_reports", "province_warning_lists", "province_reports",
 }
 
 
@@ -22,6 +22,7 @@ def test_definitions_hold_every_documented_asset_with_checks(monkeypatch, tmp_pa
     checked = {c.asset_key.to_user_string() for c in defs.resolve_asset_graph().asset_check_keys}
     assert {"institutions", "orders", "account_movements"} <= checked
     assert defs.resolve_job_def("weekly_publication") is not None
+    assert defs.resolve_job_def("province_publication") is not None
 
 
 def test_dg_check_defs_passes(repo_root: Path):

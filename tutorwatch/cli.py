@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,9 +22,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tutorwatch.runner import LandingUnusable, run
 
     try:
+        if args.retrain:
+            os.environ[settings.ENV_RETRAIN] = "1"
         run(landing=Path(args.landing), out=Path(args.out),
             warehouse=Path(args.warehouse) if args.warehouse else None, weeks=args.weeks,
-            all_reports=args.all_reports)
+            all_reports=args.all_reports, jobs=args.jobs)
     except (LandingUnusable, settings.PiiKeyMissing) as exc:
         print(f"tutorwatch run: {exc}", file=sys.stderr)
         return 2
@@ -57,8 +60,6 @@ def _cmd_rule_backtest(args: argparse.Namespace) -> int:
 
 
 def _cmd_public_lists(args: argparse.Namespace) -> int:
-    import os
-
     from dashboards.lists import publish_public_lists
 
     written = publish_public_lists(os.environ.get(settings.ENV_CASES_URL), Path(args.warehouse), Path(args.out))
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weeks", default=None, help="publish only these weeks, e.g. 2026-W01:2026-W20")
     run.add_argument("--all-reports", action="store_true",
                      help="write the HTML/PDF reports for every published week (default: the newest week only)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help=f"publication worker processes (default: {settings.ENV_JOBS} or 2)")
+    run.add_argument("--retrain", action="store_true",
+                     help="retrain the risk model now (default: when 4 more weeks of labels have matured)")
     run.set_defaults(func=_cmd_run)
 
     dash = sub.add_parser("dashboard", help="serve the dashboard (development server)")

@@ -29,7 +29,7 @@ from tutorwatch import settings
 FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means anything
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
 PARTITION_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # hundreds of runs: failures only
-ENV_JOBS = "TUTORWATCH_JOBS"
+ENV_JOBS = settings.ENV_JOBS
 # Below this many partitions one process is quicker: a partition costs ~0.2-0.5 s here, while workers
 # first import the definitions (~10 s of CPU, more on a loaded machine).
 PARALLEL_FROM = 24

@@ -15,6 +15,8 @@ ENV_OUT = "TUTORWATCH_OUT"
 ENV_PII_KEY = "TUTORWATCH_PII_KEY"
 ENV_MEMORY_LIMIT = "TUTORWATCH_MEMORY_LIMIT"
 ENV_CASES_URL = "TUTORWATCH_CASES_URL"
+ENV_RETRAIN = "TUTORWATCH_RETRAIN"  # "1" forces the risk model to retrain (`tutorwatch run --retrain`)
+ENV_JOBS = "TUTORWATCH_JOBS"  # publication worker processes of `tutorwatch run`
 
 DEFAULT_OUT = Path("out")
 

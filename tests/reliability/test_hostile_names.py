@@ -49,8 +49,6 @@ def test_reports_escape_the_name(reference_root):
             assert markup not in page and escape(markup) in page
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/publish/lists.py writes a name starting with '=' as a live "
-                                       "formula (openpyxl ws.append); partitions engineer to set the cell type")
 def test_the_workbook_holds_the_name_as_text_not_a_formula(reference_root):
     sheet = load_workbook(reference_root / "out" / "warnings" / WEEK / "11.xlsx").active
     header = [c.value for c in sheet[1]]

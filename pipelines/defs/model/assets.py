@@ -12,11 +12,12 @@ from models.scoring import (RETRAIN_EVERY_WEEKS, SCORES_TABLE, drift_report, loa
                             train_risk_model)
 from models.training import SEED
 from pipelines.resources import FoldersResource, WarehouseResource
+from tutorwatch import settings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-RETRAIN_ENV = "TUTORWATCH_RETRAIN"  # "1" forces a retraining (`tutorwatch run --retrain` sets it)
+RETRAIN_ENV = settings.ENV_RETRAIN
 
 
 class RiskModelConfig(dg.Config):
