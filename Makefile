@@ -49,6 +49,7 @@ backtest: install .env
 
 ## Slow tests, then the national benchmark (cached in .bench-cache/; figures in bench/results.md).
 bench: install .env
+	$(BIN)/pip install -q -e '.[test,celery]'
 	$(BIN)/pytest -q -m slow -s
 	$(BIN)/python -m bench --scale national --cache .bench-cache
 
