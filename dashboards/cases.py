@@ -7,6 +7,7 @@ database client can quietly rewrite what an official did.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 DEFAULT_DEADLINE_WORKING_DAYS = 15
+SCHEMA_ATTEMPTS = 5  # concurrent first starts (gunicorn workers) race to create the schema
 
 # Allowed moves of the case state machine; "escalated" means public notice / black list.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -84,13 +86,25 @@ def normalise_url(url: str) -> str:
 def engine_for(url: str) -> sa.Engine:
     """Create the engine and the schema, including the append-only triggers of the dialect."""
     engine = sa.create_engine(normalise_url(url), future=True)
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            _create_schema(engine)
+            break
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            # gunicorn's workers start together: another one created a table between the check and the CREATE
+            if attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    return engine
+
+
+def _create_schema(engine: sa.Engine) -> None:
     metadata.create_all(engine)
     trigger_sql = (_SQL / f"audit_append_only_{engine.dialect.name}.sql").read_text(encoding="utf-8")
     with engine.begin() as con:
         for statement in trigger_sql.split(";\n\n"):
             if statement.strip():
                 con.exec_driver_sql(statement)
-    return engine
 
 
 def add_working_days(start: date, days: int) -> date:

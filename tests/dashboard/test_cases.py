@@ -85,3 +85,25 @@ def test_plain_postgresql_urls_use_psycopg3():
     assert cases.normalise_url("postgresql://tw@db:5432/cases") == "postgresql+psycopg://tw@db:5432/cases"
     assert cases.normalise_url("postgres://tw@db/cases") == "postgresql+psycopg://tw@db/cases"
     assert cases.normalise_url("sqlite:///out/cases.sqlite") == "sqlite:///out/cases.sqlite"
+
+
+def _open_after(barrier, url: str) -> None:
+    barrier.wait()
+    cases.engine_for(url).dispose()
+
+
+def test_workers_starting_together_all_get_the_schema(tmp_path):
+    """gunicorn starts its workers at once; each opens the cases database and must not fail on the CREATE race."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    url = f"sqlite:///{tmp_path / 'cases.sqlite'}"
+    barrier = ctx.Barrier(8)
+    workers = [ctx.Process(target=_open_after, args=(barrier, url)) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0] * 8
+    tables = sa.inspect(sa.create_engine(url)).get_table_names()
+    assert {"cases", "audit"} <= set(tables)
