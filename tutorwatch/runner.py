@@ -34,7 +34,6 @@ ENV_JOBS = settings.ENV_JOBS
 # first import the definitions (~10 s of CPU, more on a loaded machine).
 PARALLEL_FROM = 24
 DEFAULT_JOBS = 2
-# Reports cost ~160 MB and ~30 s a week: by default only the newest week's.
 PROVINCE_ASSETS = ("province_warning_lists", "province_reports")
 NATIONAL_ASSETS = ("warning_lists", "weekly_reports")
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
@@ -221,6 +220,7 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
 
     with connect(warehouse, read_only=True) as con:
         to_publish = publishable_weeks(con, week_range)
+        # reports cost ~160 MB and ~30 s a week: by default only the newest week's
         plan = publication_plan(con, out, to_publish, to_publish if all_reports else to_publish[-1:])
         summary = summary_text(con)
     workers = min(jobs, len(plan)) if len(plan) >= PARALLEL_FROM else 1

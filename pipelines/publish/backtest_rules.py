@@ -27,10 +27,9 @@ MIN_LEAD_WEEKS = 4
 def rule_scores(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.DataFrame:
     """Every institution-week (of `weeks`, default all) with its rule score and whether the rule tiers alone
     would list it."""
-    rows = con.execute(
-        "select institution_id, week, province_code from marts.institution_week_indicators").df()
-    if weeks is not None:
-        rows = rows[rows["week"].isin(weeks)].reset_index(drop=True)
+    rows = con.execute("select institution_id, week, province_code from marts.institution_week_indicators"
+                       + ("" if weeks is None else " where week in (select unnest(?))"),
+                       [] if weeks is None else [weeks]).df()
     flags = rule_flags(con, sorted(rows["week"].unique()))
     per_row = flags.groupby(["institution_id", "week"]).agg(
         points=("points", "sum"), hard=("kind", lambda k: bool((k == "hard").any()))).reset_index()
