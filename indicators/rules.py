@@ -267,6 +267,23 @@ def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
     return flags
 
 
+def rule_points(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every mart row of `weeks` (default all) with its points, whether a hard rule broke, and its rule score;
+    and the flags behind them. The candidate list only sees flagged rows; backtests and the model's fallback
+    need every row, scored the same way."""
+    rows = con.execute("select institution_id, week, province_code from marts.institution_week_indicators"
+                       + ("" if weeks is None else " where week in (select unnest(?))"),
+                       [] if weeks is None else [weeks]).df()
+    flags = rule_flags(con, sorted(rows["week"].unique()))
+    per_row = (flags.assign(hard=flags["kind"].eq("hard"))
+               .groupby(["institution_id", "week"]).agg(points=("points", "sum"), hard=("hard", "any")))
+    scored = rows.join(per_row, on=["institution_id", "week"])
+    scored["points"] = scored["points"].fillna(0.0)
+    scored["hard"] = scored["hard"].eq(True)
+    scored["score"] = scored["points"].map(rule_score)
+    return scored, flags
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
              thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
              rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:

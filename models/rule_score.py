@@ -1,8 +1,8 @@
 """The transparent rule score of `indicators.rules` for every institution-week (fallback and baseline).
 
-`indicators.rules` lists candidates for the warning list; the model needs every row, so this sums the
-points of `rules.rule_flags` per institution-week and applies `rules.rule_score`. Returns None while the
-rules module is missing or cannot read the mart, so the model never depends on it to run.
+`indicators.rules` lists candidates for the warning list; the model needs every row, scored by
+`rules.rule_points`, with the flags as contributions. Returns None while the rules module is missing or
+cannot read the mart, so the model never depends on it to run.
 """
 
 from __future__ import annotations
@@ -30,15 +30,10 @@ def load(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.D
         from indicators import rules
     except ImportError:
         return None
-    rows = con.execute("select institution_id, week from marts.institution_week_indicators"
-                       + ("" if weeks is None else " where week in (select unnest(?))"),
-                       [] if weeks is None else [weeks]).df()
     try:
-        flags = rules.rule_flags(con, sorted(rows["week"].unique()))
+        scored, flags = rules.rule_points(con, weeks)
     except ValueError:  # the mart lacks an indicator the rule book needs
         return None
-    points = flags.groupby(KEY)["points"].sum().rename("points")
-    out = rows.join(points, on=KEY).join(_reasons(flags), on=KEY)
-    out["score"] = out["points"].fillna(0).map(rules.rule_score)
+    out = scored.join(_reasons(flags), on=KEY)
     out["contributions"] = out["contributions"].fillna("[]")
     return out[[*KEY, "score", "contributions"]]

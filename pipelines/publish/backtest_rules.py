@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from indicators.rules import RULE_CUTOFFS, rule_flags, rule_score
+from indicators.rules import RULE_CUTOFFS, rule_points
 from models import metrics
 
 HORIZON_WEEKS = 8
@@ -27,16 +27,8 @@ MIN_LEAD_WEEKS = 4
 def rule_scores(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.DataFrame:
     """Every institution-week (of `weeks`, default all) with its rule score and whether the rule tiers alone
     would list it."""
-    rows = con.execute("select institution_id, week, province_code from marts.institution_week_indicators"
-                       + ("" if weeks is None else " where week in (select unnest(?))"),
-                       [] if weeks is None else [weeks]).df()
-    flags = rule_flags(con, sorted(rows["week"].unique()))
-    per_row = flags.groupby(["institution_id", "week"]).agg(
-        points=("points", "sum"), hard=("kind", lambda k: bool((k == "hard").any()))).reset_index()
-    scored = rows.merge(per_row, on=["institution_id", "week"], how="left")
-    scored["points"] = scored["points"].fillna(0)
-    scored["score"] = scored["points"].map(rule_score)
-    scored["listed"] = scored["hard"].eq(True) | (scored["score"] >= RULE_CUTOFFS.yellow)
+    scored, _ = rule_points(con, weeks)
+    scored["listed"] = scored["hard"] | (scored["score"] >= RULE_CUTOFFS.yellow)
     return scored.drop(columns=["hard"])
 
 
