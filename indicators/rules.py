@@ -22,6 +22,7 @@ hard rule), red 8; hard rules list on their own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -317,21 +318,42 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
 
 
 WEEK_BUILDS = "ops.week_builds"
-WEEK_BUILDS_DDL = f"create table if not exists {WEEK_BUILDS} (week varchar primary key, built_at timestamptz)"
+WEEK_BUILDS_DDL = (f"create table if not exists {WEEK_BUILDS} "
+                   "(week varchar primary key, built_at timestamptz, rule_book varchar)")
+
+
+def rule_book_fingerprint(con: duckdb.DuckDBPyConnection,
+                          thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+                          rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> str:
+    """A hash of everything besides the data that decides a week's list: the provinces' thresholds, rule
+    weights, hard rules, points and cut-offs. A week built under another rule book is stale, so editing
+    thresholds.yaml or a weight republishes every week instead of leaving old lists under old rules."""
+    provinces = [p for (p,) in con.execute(
+        "select distinct province_code from marts.institution_week_indicators order by 1").fetchall()]
+    parts = [rule_book(provinces, thresholds_for).to_csv(index=False), repr(HARD_RULES), repr(TIER_POINTS),
+             repr(RULE_SCORE_CENTRE), repr(rule_cutoffs), repr(model_cutoffs)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _next_week(week: str) -> str:
     return (date.fromisocalendar(int(week[:4]), int(week[6:]), 1) + timedelta(days=7)).strftime("%G-W%V")
 
 
-def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> list[str]:
-    """Stamp `weeks` and the week after each (its `change` compares against them) in ops.week_builds, which
-    publication compares with its last publication of the week. Returns the stamped weeks."""
+def _week_builds_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists ops")
     con.execute(WEEK_BUILDS_DDL)
+    con.execute(f"alter table {WEEK_BUILDS} add column if not exists rule_book varchar")  # tables of 2026-11-22
+
+
+def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str], fingerprint: str) -> list[str]:
+    """Stamp `weeks` and the week after each (its `change` compares against them) in ops.week_builds, which
+    publication compares with its last publication of the week, with the rule book they were built under.
+    Returns the stamped weeks."""
+    _week_builds_table(con)
     stamped = sorted({w for week in weeks for w in (week, _next_week(week))} & {
         w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()})
-    con.execute(f"insert or replace into {WEEK_BUILDS} select unnest(?::varchar[]), now()", [stamped])
+    con.execute(f"insert or replace into {WEEK_BUILDS} (week, built_at, rule_book) "
+                "select unnest(?::varchar[]), now(), ?", [stamped, fingerprint])
     return stamped
 
 
@@ -360,26 +382,30 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
     return len(listed)
 
 
-def changed_weeks(con: duckdb.DuckDBPyConnection) -> list[str]:
+def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None) -> list[str]:
     """Weeks whose indicators (`_computed_at`) or scores (`_scored_at`) are newer than the week's last build,
-    and weeks never built. Without those columns every week counts as changed (no way to tell)."""
+    weeks built under another rule book (`fingerprint`, default the current one), and weeks never built.
+    Without those columns every week counts as changed (no way to tell)."""
     has_scores = _exists(con, "marts", SCORE_TABLE)
     if not (_exists(con, "ops", "week_builds") and _exists(con, "marts", "warnings")
             and _exists(con, "marts", "institution_week_indicators", "_computed_at")
             and (not has_scores or _exists(con, "marts", SCORE_TABLE, "_scored_at"))):
         return [w for (w,) in con.execute(
             "select distinct week from marts.institution_week_indicators order by week").fetchall()]
+    _week_builds_table(con)
     scored = (f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week" if has_scores
               else "select null::varchar as week, null::timestamptz as changed_at where false")
-    return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored)).fetchall()]
+    return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored),
+                                      {"rule_book": fingerprint or rule_book_fingerprint(con)}).fetchall()]
 
 
 def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, list[str]]:
-    """Rebuild only the weeks whose indicators or scores changed since they were last built (all weeks the
-    first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those rebuilt and
-    the week after each)."""
-    weeks = changed_weeks(con)
+    """Rebuild only the weeks whose indicators, scores or rule book changed since they were last built (all
+    weeks the first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those
+    rebuilt and the week after each)."""
+    fingerprint = rule_book_fingerprint(con, **options)
+    weeks = changed_weeks(con, fingerprint)
     if not weeks:
         return 0, []
     rows = build_warnings(con, weeks, **options)
-    return rows, _record_builds(con, weeks)
+    return rows, _record_builds(con, weeks, fingerprint)

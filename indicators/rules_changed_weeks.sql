@@ -1,4 +1,5 @@
--- Weeks of the indicators mart to rebuild: never built, or indicators / scores written after the last build.
+-- Weeks of the indicators mart to rebuild: never built, built under another rule book ($rule_book), or
+-- indicators / scores written after the last build.
 -- Filled in by indicators/rules.py: {scored} = a relation (week, changed_at) of the scores' newest write.
 with
 
@@ -13,7 +14,7 @@ score_weeks as (
 ),
 
 builds as (
-    select week, built_at from ops.week_builds
+    select week, built_at, rule_book from ops.week_builds
 )
 
 select indicator_weeks.week
@@ -23,4 +24,5 @@ left join builds using (week)
 where builds.built_at is null
     or indicator_weeks.computed_at > builds.built_at
     or score_weeks.changed_at > builds.built_at
+    or builds.rule_book is distinct from $rule_book
 order by indicator_weeks.week
