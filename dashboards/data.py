@@ -26,6 +26,7 @@ GRID_COLUMNS = ("week", "province_code", "county_code", "institution_id", "name"
                 "reasons_zh", "change")
 TEXT_FILTERS = {"contains": ("LIKE", "%{}%"), "notContains": ("NOT LIKE", "%{}%"), "equals": ("=", "{}"),
                 "notEqual": ("<>", "{}"), "startsWith": ("LIKE", "{}%"), "endsWith": ("LIKE", "%{}")}
+LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})  # an official typing _ means _
 NUMBER_FILTERS = {"equals": "=", "notEqual": "<>", "lessThan": "<", "lessThanOrEqual": "<=",
                   "greaterThan": ">", "greaterThanOrEqual": ">="}
 
@@ -97,8 +98,9 @@ def _grid_where(scope: Scope, week: str | None, filter_model: dict | None) -> tu
             params.append(float(spec["filter"]))
         elif spec.get("type") in TEXT_FILTERS:
             op, pattern = TEXT_FILTERS[spec["type"]]
-            clauses.append(f'cast("{column}" as varchar) {op} ?')
-            params.append(pattern.format(spec.get("filter", "")))
+            value, like = str(spec.get("filter", "")), "LIKE" in op
+            clauses.append(f'cast("{column}" as varchar) {op} ?' + (" escape '\\'" if like else ""))
+            params.append(pattern.format(value.translate(LIKE_ESCAPES) if like else value))
         else:
             raise ValueError(f"unsupported filter {spec!r}")
     return " and ".join(clauses), params

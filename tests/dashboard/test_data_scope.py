@@ -137,3 +137,20 @@ def test_reader_refuses_while_a_writer_holds_the_file(warehouse):
     time.sleep(0.1)
     with data.reader(warehouse) as con:
         assert con.execute("select count(*) from marts.warnings").fetchone()[0] == 6
+
+
+@pytest.mark.parametrize("typed", ["%", "_", "\\", "A_", "%A"])
+def test_like_wildcards_in_a_filter_are_literal_characters(con, typed):
+    """An official searching for `_` wants names with an underscore, not every row."""
+    rows, total = data.warnings_page(con, SCOPES["ministry"], "2026-W10", 0, 10, {
+        "institution_id": {"filterType": "text", "type": "contains", "filter": typed}})
+    assert (rows, total) == ([], 0)
+
+
+def test_contains_still_matches_a_part_of_the_value(con):
+    rows, total = data.warnings_page(con, SCOPES["ministry"], "2026-W10", 0, 10, {
+        "institution_id": {"filterType": "text", "type": "contains", "filter": A1[3:9]}})
+    assert A1 in _ids(rows)
+    excluded, _ = data.warnings_page(con, SCOPES["ministry"], "2026-W10", 0, 10, {
+        "institution_id": {"filterType": "text", "type": "notContains", "filter": "_"}})
+    assert len(excluded) == 5
