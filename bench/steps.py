@@ -13,9 +13,11 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 def _pipeline(args: argparse.Namespace) -> dict:
-    """`tutorwatch run`, with the seconds of each warehouse asset (Dagster step stats) and of publication."""
+    """`tutorwatch run`, profiled: seconds and peak RSS of each Dagster step (asset or contract check) and of
+    publication, from the run's event log and a once-a-second RSS sampler over this process and its workers."""
     import dagster as dg
 
+    from bench.profile import RssSampler
     from tutorwatch import runner
 
     instances: list[dg.DagsterInstance] = []
@@ -27,21 +29,25 @@ def _pipeline(args: argparse.Namespace) -> dict:
     marks: list[tuple[float, str]] = []
 
     def echo(line: str) -> None:
-        marks.append((time.monotonic(), line))
+        marks.append((time.time(), line))
         print(line, flush=True)
 
     runner._instance = keep_instance  # the warehouse run stays in this process; keep its event log
-    started = time.monotonic()
-    runner.run(Path(args.landing), Path(args.out), echo=echo)
-    assets: dict[str, float] = {}
+    started = time.time()
+    with RssSampler() as rss:
+        runner.run(Path(args.landing), Path(args.out), echo=echo)
+    steps: dict[str, dict] = {}
     for instance in instances:
         for record in instance.get_run_records():
             for stat in instance.get_run_step_stats(record.dagster_run.run_id):
                 if stat.end_time and stat.start_time:
-                    assets[stat.step_key] = assets.get(stat.step_key, 0) + stat.end_time - stat.start_time
+                    steps[stat.step_key] = {"seconds": stat.end_time - stat.start_time,
+                                            "peak_mb": rss.peak_mb(stat.start_time, stat.end_time)}
     publication_start = next(t for t, line in marks if line.startswith("[2/2]"))
-    return {"assets": assets, "warehouse_s": publication_start - started,
-            "publication_s": marks[-1][0] - publication_start}
+    return {"steps": steps, "warehouse_s": publication_start - started,
+            "publication_s": marks[-1][0] - publication_start,
+            "warehouse_peak_mb": rss.peak_mb(end=publication_start),
+            "publication_peak_mb": rss.peak_mb(start=publication_start)}
 
 
 def _ingest(args: argparse.Namespace) -> dict:

@@ -1,0 +1,59 @@
+"""Resident memory sampled once a second over this process and its descendants (publication workers), so a
+run's peak can be attributed to the Dagster step that was running at the time (per-stage profile)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _tree_rss_mb(root: int) -> float:
+    """RSS of `root` and every descendant (one scan of /proc)."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21]) * PAGE_KB / 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0.0)
+        stack += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+class RssSampler:
+    """`with RssSampler() as s:` ... then `s.peak_mb(start, end)` for any wall-clock interval (time.time())."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        pid = os.getpid()
+        while not self._stop.is_set():
+            self.samples.append((time.time(), _tree_rss_mb(pid)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self, start: float = 0.0, end: float = float("inf")) -> float:
+        return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)
