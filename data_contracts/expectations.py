@@ -1,12 +1,14 @@
 """great-expectations suites derived from `data_contracts.rules`: one suite per feed, one expectation per rule.
 
-The suites run on the same batch relation as the quarantine SQL (as a pandas DataFrame), on an
-ephemeral context with analytics off. Each expectation carries its rule name in `meta["rule"]`.
+The suites run on the same batch relation as the quarantine SQL (as pandas DataFrames of whole files, a
+bounded number of rows at a time), on an ephemeral context with analytics off. Each expectation carries
+its rule name in `meta["rule"]`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -110,8 +112,9 @@ def build_suite(feed: str) -> gx.ExpectationSuite:
     return suite
 
 
-def validate_batch(feed: str, frame: pd.DataFrame) -> dict[str, set[tuple[str, int]]]:
-    """Run the feed's suite on a batch frame; per rule, the (file, row) pairs GX finds breaking it."""
+def validate_batches(feed: str, frames: Iterable[pd.DataFrame]) -> Iterator[dict[str, set[tuple[str, int]]]]:
+    """Run the feed's suite on each frame in turn (one GX context for all); per frame and rule, the (file, row)
+    pairs GX finds breaking it. Frames are parts of one batch cut at file boundaries, so per-file rules hold."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas(f"{feed}_batch")
@@ -120,17 +123,22 @@ def validate_batch(feed: str, frame: pd.DataFrame) -> dict[str, set[tuple[str, i
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{feed}_contract", data=batch_definition, suite=suite)
     )
-    frame = frame.reset_index(drop=True)
-    result = validation.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_file", "_row"]},
-    )
-    flagged: dict[str, set[tuple[str, int]]] = {}
-    for r in result.results:
-        rule = r.expectation_config.meta["rule"]
-        infos = [r.exception_info, *(v for v in (r.exception_info or {}).values() if isinstance(v, dict))]
-        if failed := [i for i in infos if i.get("raised_exception")]:
-            raise RuntimeError(f"GX could not evaluate {rule}: {failed[0].get('exception_message')}")
-        rows = r.result.get("unexpected_index_list") or []
-        flagged[rule] = {(x["_file"], int(x["_row"])) for x in rows}
-    return flagged
+    for frame in frames:
+        result = validation.run(
+            batch_parameters={"dataframe": frame.reset_index(drop=True)},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_file", "_row"]},
+        )
+        flagged: dict[str, set[tuple[str, int]]] = {}
+        for r in result.results:
+            rule = r.expectation_config.meta["rule"]
+            infos = [r.exception_info, *(v for v in (r.exception_info or {}).values() if isinstance(v, dict))]
+            if failed := [i for i in infos if i.get("raised_exception")]:
+                raise RuntimeError(f"GX could not evaluate {rule}: {failed[0].get('exception_message')}")
+            rows = r.result.get("unexpected_index_list") or []
+            flagged[rule] = {(x["_file"], int(x["_row"])) for x in rows}
+        yield flagged
+
+
+def validate_batch(feed: str, frame: pd.DataFrame) -> dict[str, set[tuple[str, int]]]:
+    """Run the feed's suite on a batch frame; per rule, the (file, row) pairs GX finds breaking it."""
+    return next(validate_batches(feed, [frame]))

@@ -2,18 +2,24 @@
 
 It passes iff every row the GX suite finds breaking a rule is held in quarantine and none of them
 reached staging: the GX suite is an independent reading of the same rules, so this proves the SQL
-routing lost nothing.
+routing lost nothing. The batch is validated a group of whole files at a time (at most CHUNK_ROWS rows
+unless one file is larger), so memory follows the chunk, not the batch; the flagged rows are compared
+with quarantine and staging in DuckDB.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
-from data_contracts.expectations import validate_batch
+from data_contracts.expectations import validate_batches
 from data_contracts.feeds import FEEDS
 from pipelines.ingest.loading import batch_relation_sql, batch_table, prepare
+
+CHUNK_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -33,19 +39,49 @@ class ContractOutcome:
         return sum(self.unexpected_per_rule.values())
 
 
-def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str) -> ContractOutcome:
+def file_chunks(file_rows: list[tuple[str, int]], chunk_rows: int) -> Iterator[list[str]]:
+    """Consecutive files grouped so that a group holds at most `chunk_rows` rows (or one larger file)."""
+    chunk, rows = [], 0
+    for name, n in file_rows:
+        if chunk and rows + n > chunk_rows:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(name)
+        rows += n
+    if chunk:
+        yield chunk
+
+
+def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: int = CHUNK_ROWS) -> ContractOutcome:
     prepare(con)
-    frame = con.sql(batch_relation_sql(FEEDS[feed_name], batch_table(feed_name))).df()
-    flagged = validate_batch(feed_name, frame) if len(frame) else {}
-    rows = set().union(*flagged.values()) if flagged else set()
-    held = set(con.execute(
-        "SELECT file_name, row_number FROM quarantine.rows WHERE feed = ? AND released_at IS NULL", [feed_name]
-    ).fetchall())
-    staged = set(con.execute(f"SELECT _file, _row FROM staging.{feed_name}_history").fetchall())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _contract_batch AS "
+                f"{batch_relation_sql(FEEDS[feed_name], batch_table(feed_name))} ORDER BY _file, _row")
+    file_rows = con.execute("SELECT _file, count(*) FROM _contract_batch GROUP BY _file ORDER BY _file").fetchall()
+    frames = (con.execute("SELECT * FROM _contract_batch WHERE list_contains(?, _file) ORDER BY _file, _row",
+                          [files]).df() for files in file_chunks(file_rows, chunk_rows))
+    flagged: dict[str, list[tuple[str, int]]] = {}
+    for part in validate_batches(feed_name, frames):
+        for rule, rows in part.items():
+            flagged.setdefault(rule, []).extend(rows)
+    rows = sorted({row for part in flagged.values() for row in part})
+    con.register("_contract_flagged", pa.table({"_file": pa.array([f for f, _ in rows], pa.string()),
+                                                "_row": pa.array([r for _, r in rows], pa.int64())}))
+    escaped, reached = con.execute(
+        f"""SELECT
+            count(*) FILTER (WHERE NOT EXISTS (
+                SELECT 1 FROM quarantine.rows AS r WHERE r.feed = ? AND r.released_at IS NULL
+                AND r.file_name = f._file AND r.row_number = f._row)),
+            count(*) FILTER (WHERE EXISTS (
+                SELECT 1 FROM staging.{feed_name}_history AS h WHERE h._file = f._file AND h._row = f._row))
+        FROM _contract_flagged AS f""",
+        [feed_name],
+    ).fetchall()[0]
+    con.unregister("_contract_flagged")
+    con.execute("DROP TABLE _contract_batch")
     return ContractOutcome(
         feed=feed_name,
-        rows_checked=len(frame),
+        rows_checked=sum(n for _, n in file_rows),
         unexpected_per_rule={rule: len(r) for rule, r in sorted(flagged.items()) if r},
-        escaped_quarantine=len(rows - held),
-        reached_staging=len(rows & staged),
+        escaped_quarantine=escaped,
+        reached_staging=reached,
     )

@@ -1,0 +1,33 @@
+"""The contract check validates a batch a group of whole files at a time: the outcome cannot depend on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest_helpers import GOOD, PII_KEY, row, write_feed
+from pipelines.ingest import ingest_feed
+from pipelines.ingest.contract_check import check_contract, file_chunks
+
+
+def test_files_are_grouped_up_to_the_row_budget_and_a_large_file_stands_alone():
+    files = [("a", 3), ("b", 2), ("c", 9), ("d", 1), ("e", 1)]
+    assert list(file_chunks(files, 5)) == [["a", "b"], ["c"], ["d", "e"]]
+    assert list(file_chunks([], 5)) == []
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000])
+def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chunk_rows):
+    write_feed(landing, "institutions", [GOOD["institutions"]])
+    # O1 is delivered in both files (once per file: not a twin); each file has one order paying over list
+    write_feed(landing, "orders", [row("orders", order_id="O1"), row("orders", order_id="O2", paid_fen="999999999"),
+                                   row("orders", order_id="O3")], date="20260310")
+    write_feed(landing, "orders", [row("orders", order_id="O1"), row("orders", order_id="O4", paid_fen="999999999")],
+               date="20260317")
+    ingest_feed(con, landing, "institutions", PII_KEY)
+    ingest_feed(con, landing, "orders", PII_KEY)
+    outcome = check_contract(con, "orders", chunk_rows=chunk_rows)
+    assert (outcome.rows_checked, outcome.unexpected_per_rule) == (5, {"orders.paid_le_list_price": 2})
+    assert outcome.passed
+    con.execute("DELETE FROM quarantine.rows WHERE file_name = 'orders_20260317.csv'")
+    escaped = check_contract(con, "orders", chunk_rows=chunk_rows)
+    assert (escaped.escaped_quarantine, escaped.reached_staging) == (1, 0)
