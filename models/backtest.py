@@ -18,7 +18,6 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from models import metrics
 from models.dataset import Dataset, load_dataset
-from models.features import SEPARATOR
 from models.training import MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
 GAP_WEEKS = 8
@@ -178,8 +177,7 @@ class BacktestResult:
         self.metrics.to_csv(folder / "metrics.csv", index=False)
         self.leads.to_csv(folder / "leads.csv", index=False)
         if len(self.predictions):
-            self.predictions.drop(columns=[c for c in self.predictions if SEPARATOR in c]).to_parquet(
-                folder / "predictions.parquet", index=False)
+            self.predictions.to_parquet(folder / "predictions.parquet", index=False)
 
 
 def choose_champion(overall: pd.DataFrame, candidates=MODEL_NAMES) -> str | None:
@@ -208,15 +206,18 @@ def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED,
     folds = make_folds(ds.weeks, sorted(frame.loc[frame["observed"], "week"].unique()), n_folds, test_weeks, gap)
     notes = [] if len(folds) >= n_folds else [f"only {len(folds)} of {n_folds} folds fit in the data"]
     blocks, metric_rows = [], []
+    derived = [f for f in ds.features if f not in ds.indicators]
+    narrow = [c for c in frame.columns if c not in derived]
     for fold in folds:
-        train = frame[frame["week"].isin(fold.train_weeks)]
-        test = frame[frame["week"].isin(fold.test_weeks) & frame["observed"]].copy()
+        test = frame[frame["week"].isin(fold.test_weeks) & frame["observed"]]
         try:
-            for name in MODEL_NAMES:
-                test[name] = predict(fit_calibrated(name, train, ds.features, seed)[0], test, ds.features)
+            scores = {name: predict(fit_calibrated(name, frame, ds.features, seed, fold.train_weeks)[0], test,
+                                    ds.features) for name in MODEL_NAMES}
         except TooFewPositives as exc:
             notes.append(f"fold {fold.number} skipped: {exc}")
             continue
+        test = test.drop(columns=derived).assign(**scores)  # the predictions keep indicator levels only
+        train = frame.loc[frame["week"].isin(fold.train_weeks), narrow]
         baselines, baseline_notes = baseline_scores(ds, train, test, seed + fold.number)
         notes += [f"fold {fold.number}: {n}" for n in baseline_notes]
         baselines[ORACLE] = test["label"].to_numpy(dtype="float64")

@@ -19,8 +19,7 @@ MIN_WEEKS = 20
 
 @dataclass
 class Dataset:
-    frame: pd.DataFrame  # every mart row with its features (what gets scored)
-    labelled: pd.DataFrame  # the rows kept for labels, with `label` and `observed`
+    labelled: pd.DataFrame  # the mart rows kept for labels, with their features, `label` and `observed`
     indicators: list[str]
     features: list[str]
     weeks: list[str]  # every ISO week from the first to the last in the mart, without holes
@@ -50,8 +49,10 @@ def iso_weeks_between(first_monday: pd.Timestamp, last_monday: pd.Timestamp) -> 
 
 
 def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> Dataset:
+    """Labelled rows with their features (only these: the features are the bulk of the memory)."""
     frame, indicators, features = load_features(con)
+    weeks = iso_weeks_between(frame["week_start"].min(), frame["week_start"].max()) if len(frame) else []
     labelled = frame.merge(labels(con, as_of)[["institution_id", "week", "label", "observed"]],
                            on=["institution_id", "week"], how="inner")
-    weeks = iso_weeks_between(frame["week_start"].min(), frame["week_start"].max()) if len(frame) else []
-    return Dataset(frame, labelled, indicators, features, weeks, abnormal_closures(con), rule_score.load(con))
+    del frame
+    return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.load(con))

@@ -23,6 +23,7 @@ SEPARATOR = "__"  # `<indicator>__<derivation>`: reasons sum a feature under the
 CHANGE_WEEKS = (1, 4, 8)  # this week minus the same institution's value n weeks earlier
 TRAILING_WEEKS = 8  # max and min over the last 8 weeks (this one included)
 LOOKBACK_WEEKS = max(*CHANGE_WEEKS, TRAILING_WEEKS - 1)  # earlier weeks a week's features read
+DTYPE = np.float32  # 7 significant digits are plenty for a feature, and half of float64's memory
 LIABILITY = "prepaid_liability_fen"
 PER_LIABILITY = ("release_beyond_consumed_fen", "reserve_shortfall_fen", "adjustment_out_fen_4w",
                  "supervised_balance_fen")  # sizes only mean something against the money owed to parents
@@ -71,7 +72,7 @@ def load_mart(con: duckdb.DuckDBPyConnection, first_week: date | None = None, la
                         "order by week, institution_id", [first_week or bounds[0], last_week or bounds[1]]).df()
     frame["week_start"] = pd.to_datetime(frame["week_start"])
     frame["week_end"] = pd.to_datetime(frame["week_end"])
-    frame[indicators] = frame[indicators].astype("float64")
+    frame[indicators] = frame[indicators].astype("float64")  # levels stay exact: reasons quote them in fen
     return frame, indicators
 
 
@@ -81,7 +82,7 @@ def _history_features(frame: pd.DataFrame, indicators: list[str]) -> dict[str, n
     Rows go into an institutions × weeks × indicators grid, so "n weeks earlier" is a shift along weeks."""
     institution = frame["institution_id"].astype("category").cat.codes.to_numpy()
     week = ((frame["week_start"] - frame["week_start"].min()).dt.days // 7).to_numpy()
-    grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan)
+    grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan, dtype=DTYPE)
     grid[institution, week] = matrix(frame, indicators)
     out = {}
     for n in CHANGE_WEEKS:
@@ -106,10 +107,10 @@ def add_features(frame: pd.DataFrame, indicators: list[str]) -> pd.DataFrame:
     complete (`load_features` does that)."""
     derived = _history_features(frame, indicators) if len(frame) else {}
     ranks = frame.groupby(["province_code", "week"])[indicators].rank(pct=True)
-    derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy() for i in indicators})
+    derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy(DTYPE) for i in indicators})
     if LIABILITY in indicators:
         liability = frame[LIABILITY].where(frame[LIABILITY] > 0)
-        derived.update({f"{i}{SEPARATOR}per_liability": (frame[i] / liability).to_numpy()
+        derived.update({f"{i}{SEPARATOR}per_liability": (frame[i] / liability).to_numpy(DTYPE)
                         for i in PER_LIABILITY if i in indicators})
     names = feature_names(indicators)
     extra = pd.DataFrame({n: derived[n] for n in names if n not in frame}, index=frame.index)
@@ -131,7 +132,8 @@ def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None
 
 
 def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The feature matrix with infinities as missing (HGB and the imputer treat NaN as missing)."""
+    """The feature matrix in float64 (what the models compute in), infinities as missing (HGB and the imputer
+    treat NaN as missing)."""
     values = frame[features].to_numpy(dtype="float64", copy=True)
     values[~np.isfinite(values)] = np.nan
     return values

@@ -111,7 +111,8 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         fitted = {name: fit_calibrated(name, ds.labelled, ds.features, seed) for name in MODEL_NAMES}
     except TooFewPositives as exc:
         return _skip(con, out, f"training skipped: {exc}; scores come from the transparent rule score")
-    train_rows = ds.labelled[ds.labelled["observed"]]
+    observed = ds.labelled["observed"].to_numpy(bool)
+    train_rows = ds.labelled.loc[observed, ["institution_id", "week", "label", *ds.indicators]]
     split = fitted[champion][1]
     digest = snapshot_hash(ds)
     training_weeks = sorted(train_rows["week"].unique())
@@ -129,7 +130,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         "backtest": summary,
         "drift_reference": {
             "features": {f: drift.profile(train_rows[f].to_numpy()) for f in ds.indicators},
-            "score": drift.profile(predict(fitted[champion][0], train_rows, ds.features)),
+            "score": drift.profile(predict(fitted[champion][0], ds.labelled, ds.features)[observed]),
         },
     }
     folder = registry.save(out, model_version, {n: f[0] for n, f in fitted.items()}, meta, registry.model_card(meta))

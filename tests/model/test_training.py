@@ -22,21 +22,23 @@ def _digest(values: np.ndarray) -> str:
 
 
 def test_same_seed_gives_the_same_predictions(synthetic_warehouse):
-    ds = load_dataset(connect(synthetic_warehouse))
+    con = connect(synthetic_warehouse)
+    ds, frame = load_dataset(con), load_features(con)[0]
     for name in MODEL_NAMES:
-        first = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], ds.frame, ds.features)
-        second = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], ds.frame, ds.features)
+        first = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], frame, ds.features)
+        second = predict(fit_calibrated(name, ds.labelled, ds.features, seed=11)[0], frame, ds.features)
         assert _digest(first) == _digest(second)
 
 
 def test_models_are_calibrated_with_sigmoid_on_later_weeks(synthetic_warehouse):
-    ds = load_dataset(connect(synthetic_warehouse))
+    con = connect(synthetic_warehouse)
+    ds = load_dataset(con)
     calibrated, split = fit_calibrated(BOOSTING, ds.labelled, ds.features)
     assert isinstance(calibrated, CalibratedClassifierCV) and calibrated.method == "sigmoid"
     assert isinstance(calibrated.estimator, FrozenEstimator)
     assert len(calibrated.calibrated_classifiers_) == 1
     assert max(split.fit_weeks) < min(split.calibration_weeks)
-    scores = predict(calibrated, ds.frame, ds.features)
+    scores = predict(calibrated, load_features(con)[0], ds.features)
     assert ((scores > 0) & (scores < 1)).all()
 
 
@@ -44,7 +46,7 @@ def test_future_weeks_do_not_change_a_weeks_features_or_score(tmp_path, syntheti
     mart, filings = synthetic_frames
     week = "2026-W20"
     base = write_warehouse(tmp_path / "base.duckdb", mart, filings)
-    ds = load_dataset(connect(base))
+    ds, frame = load_dataset(connect(base)), load_features(connect(base))[0]
     model = fit_calibrated(LOGISTIC, ds.labelled, ds.features)[0]
 
     def week_view(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,13 +61,13 @@ def test_future_weeks_do_not_change_a_weeks_features_or_score(tmp_path, syntheti
         altered.loc[future, col] = rng.permutation(altered.loc[future, col].to_numpy()) * 3 + 1
     changed = write_warehouse(tmp_path / "future.duckdb", altered, filings)
     frame_changed = load_features(connect(changed))[0]
-    pd.testing.assert_frame_equal(week_view(ds.frame), week_view(frame_changed))
+    pd.testing.assert_frame_equal(week_view(frame), week_view(frame_changed))
 
     # The same alteration of a past week does move it (the test can fail): the 4-week change reads it.
     past = mart.copy()
     past.loc[past["week"] == "2026-W16", "coverage_ratio"] += 5
     frame_past = load_features(connect(write_warehouse(tmp_path / "past.duckdb", past, filings)))[0]
-    assert not week_view(ds.frame)["score"].equals(week_view(frame_past)["score"])
+    assert not week_view(frame)["score"].equals(week_view(frame_past)["score"])
 
 
 def test_registry_holds_models_metadata_and_card(trained):
@@ -144,7 +146,7 @@ def test_contributions_add_up_to_the_models_log_odds(synthetic_warehouse, name):
 
     ds = load_dataset(connect(synthetic_warehouse))
     calibrated = fit_calibrated(name, ds.labelled, ds.features)[0]
-    rows = ds.frame[ds.frame["week"] == "2026-W30"]
+    rows = ds.labelled[ds.labelled["week"] == "2026-W30"]
     per_feature = feature_contributions(calibrated, rows, ds.features)
     pipeline = base_model(calibrated)
     raw = pipeline.decision_function(rows[ds.features].to_numpy(dtype="float64"))
