@@ -109,3 +109,30 @@ def test_ingest_assets_materialise_with_their_contract_checks(tmp_path, landing,
     assert checks["orders_contract"].metadata["unexpected_per_expectation"].value == {"orders.paid_le_list_price": 1}
     with connect(warehouse, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM staging.account_movements").fetchall() == [(1,)]
+
+
+def test_continuity_breaks_after_late_and_corrected_movements_recompute_only_touched_positions(con, landing):
+    write_feed(landing, "account_movements", [
+        _movement("M1", "2026-03-02T10:00:00+08:00", "deposit", 240000, 240000, order_id="O1"),
+        _movement("M2", "2026-03-04T10:00:00+08:00", "release", 50000, 190000),
+        _movement("M3", "2026-03-05T10:00:00+08:00", "interest", 100, 160100),  # 30000 missing before it
+        _movement("M4", "2026-03-10T10:00:00+08:00", "reserve_in", 5000, 165100),
+        _movement("N1", "2026-03-02T10:00:00+08:00", "reserve_in", 1000, 1000, account="B"),
+        _movement("N2", "2026-03-03T10:00:00+08:00", "adjustment_out", 400, 500, account="B"),  # 100 missing
+    ])
+    ingest_feed(con, landing, "account_movements", PII_KEY)
+    assert compute_continuity_breaks(con) == 2
+    write_feed(landing, "account_movements", [
+        _movement("M2b", "2026-03-04T12:00:00+08:00", "release", 30000, 160000),  # the missing one, late
+        _movement("M4", "2026-03-10T10:00:00+08:00", "reserve_in", 5000, 165000),  # corrected balance
+        _movement("M5", "2026-03-16T10:00:00+08:00", "interest", 50, 165050),
+    ], date="20260317")
+    ingest_feed(con, landing, "account_movements", PII_KEY)
+    expected = [("0200001234", "M4", 165100, 165000, -100), ("B", "N2", 600, 500, -100)]
+    query = ("SELECT account_id, movement_id, expected_balance_fen, reported_balance_fen, delta_fen "
+             "FROM staging.bank_continuity_breaks ORDER BY account_id, movement_id")
+    assert compute_continuity_breaks(con) == 2
+    assert con.execute(query).fetchall() == expected
+    con.execute("DELETE FROM ops.continuity_runs")  # the first-run path over everything agrees
+    assert compute_continuity_breaks(con) == 2
+    assert con.execute(query).fetchall() == expected

@@ -1,5 +1,6 @@
 -- Per account, ordered by booked_at then movement_id: expected = previous balance_after + inflow - outflow.
--- The first movement of an account is its opening balance and cannot break.
+-- The first movement of an account is its opening balance and cannot break. {movements}: all of
+-- staging.account_movements, or the scope of an incremental run (continuity_scope.sql).
 WITH movements AS (
     SELECT
         bank_code,
@@ -12,7 +13,7 @@ WITH movements AS (
             WHEN kind IN ({inflow}) THEN amount_fen
             WHEN kind IN ({outflow}) THEN -amount_fen
         END AS signed_amount_fen
-    FROM staging.account_movements
+    FROM {movements}
 ),
 
 sequenced AS (
