@@ -127,30 +127,41 @@ def publication_plan(con, out: Path, weeks: list[str], report_weeks: Iterable[st
 
 
 @cache
-def _definitions() -> tuple[list, dict]:
+def _publication_job(assets: tuple[str, ...]) -> dg.JobDefinition:
+    """The job `dg.materialize(defs.assets, selection=assets)` builds, built once per process: rebuilding it
+    for each of a first run's ~1,300 partitions cost more than publishing the list."""
     from pipelines.definitions import defs
 
-    return list(defs.assets or []), defs.resources
+    job = dg.define_asset_job(name="__ephemeral_asset_job__", selection=list(assets))
+    return dg.Definitions(jobs=[job], assets=list(defs.assets or []), resources=defs.resources).resolve_job_def(
+        job.name)
 
 
-def publish_partition(partition: Partition) -> tuple[Partition, bool, float]:
-    """Materialise one partition in this process; (partition, success, seconds)."""
+def publish_partition(partition: Partition, instance: dg.DagsterInstance) -> tuple[Partition, bool, float]:
+    """Materialise one partition in this process on `instance`; (partition, success, seconds)."""
     from pipelines.partitions import iso_week_partitions, week_province_key
 
     started = time.monotonic()
-    assets, resources = _definitions()
     key = partition.week if partition.province is None else week_province_key(partition.week, partition.province)
-    with dg.DagsterInstance.ephemeral() as instance:  # its own: a shared one would outlive a test's context
-        instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
-        result = dg.materialize(assets, selection=list(partition.assets), resources=resources, instance=instance,
-                                partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
+    instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
+    result = _publication_job(partition.assets).execute_in_process(
+        instance=instance, partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
     return partition, result.success, time.monotonic() - started
+
+
+_worker_instance: dg.DagsterInstance | None = None  # one per worker process (creating one costs ~0.2 s)
+
+
+def _publish_in_worker(partition: Partition) -> tuple[Partition, bool, float]:
+    return publish_partition(partition, _worker_instance)
 
 
 def _init_worker(env: dict[str, str]) -> None:
     """This run's folders; and die with the run: a killed `tutorwatch run` must not leave a worker writing
     files behind it (nor, through the worker, its fork server)."""
+    global _worker_instance
     os.environ.update(env)
+    _worker_instance = dg.DagsterInstance.ephemeral()
     threading.Thread(target=_exit_with_the_run, daemon=True).start()
 
 
@@ -173,13 +184,14 @@ def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition
     process and would otherwise keep the environment of the first run.
     """
     if jobs <= 1 or len(plan) <= 1:
-        yield from map(publish_partition, plan)
+        with dg.DagsterInstance.ephemeral() as instance:  # closed with the run: none outlives a test's context
+            yield from (publish_partition(p, instance) for p in plan)
         return
     env = {k: v for k, v in os.environ.items() if k.startswith("TUTORWATCH_")}
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_init_worker,
                                initargs=(env,))
     try:
-        yield from (f.result() for f in as_completed([pool.submit(publish_partition, p) for p in plan]))
+        yield from (f.result() for f in as_completed([pool.submit(_publish_in_worker, p) for p in plan]))
     finally:  # on an error or Ctrl-C, do not start the partitions still waiting
         pool.shutdown(cancel_futures=True)
 
