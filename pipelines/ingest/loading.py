@@ -115,8 +115,17 @@ def _ledger(con, delivery: Delivery, sha: str | None, status: str, reason: str |
 
 def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: FeedResult,
                     progress: Progress) -> Iterator[pa.Table]:
-    """The table of each file not yet seen, one at a time; rejected and duplicate files go to the ledger only."""
+    """The table of each file not yet seen, one at a time; rejected and duplicate files go to the ledger only.
+
+    A file whose name, size and modification time match one processed before is not even read: a weekly
+    run would otherwise read and hash the whole delivery history (`ops.file_stats`)."""
+    con.execute("CREATE TABLE IF NOT EXISTS ops.file_stats (file_name VARCHAR, size BIGINT, mtime_ns BIGINT)")
+    known = set(con.execute("SELECT file_name, size, mtime_ns FROM ops.file_stats").fetchall())
     for delivery in find_deliveries(landing, feed.name):
+        stat = delivery.path.stat()
+        if (delivery.name, stat.st_size, stat.st_mtime_ns) in known:
+            continue
+        con.execute("INSERT INTO ops.file_stats VALUES (?, ?, ?)", [delivery.name, stat.st_size, stat.st_mtime_ns])
         data = delivery.path.read_bytes()
         sha = sha256_of(data)
         seen = con.execute("SELECT status FROM ops.files WHERE file_name = ? AND sha256 = ?",

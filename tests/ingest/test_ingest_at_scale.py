@@ -1,6 +1,9 @@
-"""The contract check validates a batch a group of whole files at a time: the outcome cannot depend on it."""
+"""Scale of ingestion: the contract check validates a batch a group of whole files at a time (the outcome cannot
+depend on it), and files processed before are not read again."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -31,3 +34,17 @@ def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chu
     con.execute("DELETE FROM quarantine.rows WHERE file_name = 'orders_20260317.csv'")
     escaped = check_contract(con, "orders", chunk_rows=chunk_rows)
     assert (escaped.escaped_quarantine, escaped.reached_staging) == (1, 0)
+
+
+def test_a_file_processed_before_is_not_read_again_unless_it_changed_on_disk(con, landing):
+    write_feed(landing, "institutions", [GOOD["institutions"]])
+    path = write_feed(landing, "orders", [row("orders", order_id="O1")])
+    ingest_feed(con, landing, "institutions", PII_KEY)
+    assert ingest_feed(con, landing, "orders", PII_KEY).files_loaded == 1
+    stat = path.stat()
+    path.write_bytes(b"\xff" * stat.st_size)  # unreadable if it were read, same size and time
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = ingest_feed(con, landing, "orders", PII_KEY)
+    assert (again.files_loaded, again.files_rejected) == (0, 0)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert ingest_feed(con, landing, "orders", PII_KEY).files_rejected == 1
