@@ -8,7 +8,7 @@ its rule name in `meta["rule"]`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -113,9 +113,28 @@ def build_suite(feed: str) -> gx.ExpectationSuite:
     return suite
 
 
-def validate_batches(feed: str, frames: Iterable[pd.DataFrame]) -> Iterator[dict[str, set[tuple[str, int]]]]:
-    """Run the feed's suite on each frame in turn (one GX context for all); per frame and rule, the (file, row)
-    pairs GX finds breaking it. Frames are parts of one batch cut at file boundaries, so per-file rules hold."""
+def _names(value) -> set[str]:
+    """Every string inside an expectation's kwargs (columns, row-condition columns, and some values)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*map(_names, value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*map(_names, value)) if value else set()
+    return set()
+
+
+def suite_columns(suite: gx.ExpectationSuite) -> set[str]:
+    """The batch columns a suite may read (a superset: kwargs values that are not columns are dropped by the
+    caller), plus the row identity its results report."""
+    return {"_file", "_row"}.union(*(_names(e.configuration.kwargs) for e in suite.expectations))
+
+
+def validate_batches(feed: str, frames: Callable[[set[str]], Iterable[pd.DataFrame]]
+                     ) -> Iterator[dict[str, set[tuple[str, int]]]]:
+    """Run the feed's suite on each frame `frames(columns)` yields (one GX context for all; `columns` are the
+    ones the suite reads, so a frame need not carry the others); per frame and rule, the (file, row) pairs
+    GX finds breaking it. Frames are parts of one batch cut at file boundaries, so per-file rules hold."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas(f"{feed}_batch")
@@ -124,7 +143,7 @@ def validate_batches(feed: str, frames: Iterable[pd.DataFrame]) -> Iterator[dict
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{feed}_contract", data=batch_definition, suite=suite)
     )
-    for frame in frames:
+    for frame in frames(suite_columns(suite)):
         result = validation.run(
             batch_parameters={"dataframe": frame.reset_index(drop=True)},
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_file", "_row"]},
@@ -142,4 +161,4 @@ def validate_batches(feed: str, frames: Iterable[pd.DataFrame]) -> Iterator[dict
 
 def validate_batch(feed: str, frame: pd.DataFrame) -> dict[str, set[tuple[str, int]]]:
     """Run the feed's suite on a batch frame; per rule, the (file, row) pairs GX finds breaking it."""
-    return next(validate_batches(feed, [frame]))
+    return next(validate_batches(feed, lambda columns: [frame]))

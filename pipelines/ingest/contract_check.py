@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from data_contracts.expectations import validate_batches
 from data_contracts.feeds import FEEDS
+from data_contracts.rules import q
 from pipelines.ingest.loading import batch_relation_sql, batch_table, prepare
 
 CHUNK_ROWS = 250_000
@@ -54,11 +56,17 @@ def file_chunks(file_rows: list[tuple[str, int]], chunk_rows: int) -> Iterator[l
 
 def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: int = CHUNK_ROWS) -> ContractOutcome:
     prepare(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _contract_batch AS "
-                f"{batch_relation_sql(FEEDS[feed_name], batch_table(feed_name))} ORDER BY _file, _row")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _contract_batch AS SELECT * EXCLUDE (_row_json) FROM "
+                f"({batch_relation_sql(FEEDS[feed_name], batch_table(feed_name))}) ORDER BY _file, _row")
     file_rows = con.execute("SELECT _file, count(*) FROM _contract_batch GROUP BY _file ORDER BY _file").fetchall()
-    frames = (con.execute("SELECT * FROM _contract_batch WHERE list_contains(?, _file) ORDER BY _file, _row",
-                          [files]).df() for files in file_chunks(file_rows, chunk_rows))
+    present = [name for name, *_ in con.execute("SELECT * FROM _contract_batch LIMIT 0").description]
+
+    def frames(needed: set[str]) -> Iterator[pd.DataFrame]:
+        columns = ", ".join(q(c) for c in present if c in needed)  # not the row JSON nor unread columns
+        for files in file_chunks(file_rows, chunk_rows):
+            yield con.execute(f"SELECT {columns} FROM _contract_batch WHERE list_contains(?, _file) "
+                              "ORDER BY _file, _row", [files]).df()
+
     flagged: dict[str, list[tuple[str, int]]] = {}
     for part in validate_batches(feed_name, frames):
         for rule, rows in part.items():
