@@ -134,8 +134,9 @@ def best_single_indicator(train: pd.DataFrame, indicators: list[str]) -> str | N
     rows = train[train["observed"]]
     if rows["label"].nunique() < 2:
         return None
-    scores = {i: average_precision_score(rows["label"], _riskier_up(rows[i], _lower_is_riskier(i)))
-              for i in indicators}
+    weight = rows["weight"] if "weight" in rows else None  # sampled negatives stand for 1/rate rows each
+    scores = {i: average_precision_score(rows["label"], _riskier_up(rows[i], _lower_is_riskier(i)),
+                                         sample_weight=weight) for i in indicators}
     return max(scores, key=scores.get)
 
 
@@ -271,7 +272,7 @@ def main(warehouse: Path, truth: Path, out: Path, capacity: Capacity = Capacity(
         return 2
     con = connect(warehouse, read_only=True)
     try:
-        ds = load_dataset(con)
+        ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
     finally:
         con.close()
     bt = run_backtest(ds, capacity, seed)

@@ -10,16 +10,19 @@ import numpy as np
 import pandas as pd
 
 from models import rule_score
-from models.features import load_features
+from models.features import MART, load_features, week_chunks, week_range
 from models.labels import abnormal_closures, labels
+from models.metrics import week_monday
+from models.training import SEED
 
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
+PRESAMPLE_NEGATIVES = 600_000  # negatives kept outside the whole weeks: twice what a fit samples
 
 
 @dataclass
 class Dataset:
-    labelled: pd.DataFrame  # the mart rows kept for labels, with their features, `label` and `observed`
+    labelled: pd.DataFrame  # labelled mart rows (negatives sampled), features, `label`, `observed`, `weight`
     indicators: list[str]
     features: list[str]
     weeks: list[str]  # every ISO week from the first to the last in the mart, without holes
@@ -48,11 +51,31 @@ def iso_weeks_between(first_monday: pd.Timestamp, last_monday: pd.Timestamp) -> 
     return [f"{d.isocalendar().year}-W{d.isocalendar().week:02d}" for d in mondays]
 
 
-def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> Dataset:
-    """Labelled rows with their features (only these: the features are the bulk of the memory)."""
-    frame, indicators, features = load_features(con)
-    weeks = iso_weeks_between(frame["week_start"].min(), frame["week_start"].max()) if len(frame) else []
-    labelled = frame.merge(labels(con, as_of)[["institution_id", "week", "label", "observed"]],
-                           on=["institution_id", "week"], how="inner")
-    del frame
+def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whole_weeks: int = 0,
+                 seed: int = SEED, negatives: int = PRESAMPLE_NEGATIVES) -> Dataset:
+    """Labelled rows with their features and a `weight`, featured `CHUNK_ROWS` rows at a time.
+
+    Kept whole: every positive and every row of the last `whole_weeks` observed weeks (the backtest's test
+    blocks, measured on whole province-weeks). Other negatives are kept with probability r = `negatives` /
+    their number (seeded) and weigh 1/r, so a national history (7.8M institution-weeks) is never held whole;
+    training samples from these rows again (`models.training.sample_rows`) and the weights keep its
+    calibration and the baselines' average precision those of the whole history."""
+    keys = ["institution_id", "week"]
+    rows = labels(con, as_of)[[*keys, "label", "observed"]]
+    observed_weeks = sorted(rows.loc[rows["observed"], "week"].unique())
+    whole = observed_weeks[len(observed_weeks) - whole_weeks:] if whole_weeks else []
+    sampled = ((rows["label"] == 0) & ~rows["week"].isin(whole)).to_numpy()
+    rate = min(1.0, negatives / max(1, int(sampled.sum())))
+    keep = ~sampled | (np.random.default_rng(seed).random(len(rows)) < rate)
+    rows = rows[keep].assign(weight=np.where(sampled[keep], 1.0 / rate, 1.0))
+    mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
+    parts = []
+    for chunk in week_chunks(con, mart_weeks) or [[]]:
+        bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
+        frame, indicators, features = load_features(con, *bounds)
+        parts.append(frame.merge(rows, on=keys, how="inner"))
+        del frame
+    labelled = pd.concat(parts, ignore_index=True)
+    span = week_range(con)
+    weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
     return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.load(con))

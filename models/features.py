@@ -16,6 +16,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from models.metrics import week_monday
+
 MART = "marts.institution_week_indicators"
 KEY_COLUMNS = ("institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
                "category", "mode")
@@ -24,6 +26,7 @@ CHANGE_WEEKS = (1, 4, 8)  # this week minus the same institution's value n weeks
 TRAILING_WEEKS = 8  # max and min over the last 8 weeks (this one included)
 LOOKBACK_WEEKS = max(*CHANGE_WEEKS, TRAILING_WEEKS - 1)  # earlier weeks a week's features read
 DTYPE = np.float32  # 7 significant digits are plenty for a feature, and half of float64's memory
+CHUNK_ROWS = 500_000  # institution-weeks featured at a time (a national week is ~150,000)
 LIABILITY = "prepaid_liability_fen"
 PER_LIABILITY = ("release_beyond_consumed_fen", "reserve_shortfall_fen", "adjustment_out_fen_4w",
                  "supervised_balance_fen")  # sizes only mean something against the money owed to parents
@@ -137,3 +140,19 @@ def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     values = frame[features].to_numpy(dtype="float64", copy=True)
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+def week_chunks(con: duckdb.DuckDBPyConnection, weeks: list[str], max_rows: int = CHUNK_ROWS) -> list[list[str]]:
+    """`weeks` cut into runs of consecutive weeks holding at most `max_rows` mart rows (at least one week each),
+    so a national warehouse is featured and scored a few weeks at a time."""
+    sizes = dict(con.execute(f"select week, count(*) from {MART} group by week").fetchall())
+    chunks, rows, previous = [], 0, None
+    for week in sorted(weeks):
+        follows = previous is not None and (week_monday(week) - week_monday(previous)).days == 7
+        if not chunks or not follows or rows + sizes.get(week, 0) > max_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(week)
+        rows += sizes.get(week, 0)
+        previous = week
+    return chunks

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from models import drift, metrics, registry, rule_score
-from models.backtest import BacktestResult, Capacity, Fold, run_backtest
+from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import MART, indicator_columns, load_features, load_mart
+from models.features import MART, indicator_columns, load_features, load_mart, week_chunks
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
@@ -27,7 +27,6 @@ ALL_SCORES_TABLE = "marts.model_scores_all"
 RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
 RETRAIN_EVERY_WEEKS = 4  # retrain once labels have matured this many weeks past the model's training data
 SCORED_AT = "_scored_at"
-CHUNK_ROWS = 500_000  # institution-weeks featured and scored at a time (a national week is ~150,000)
 EXPLAIN_SHARE, EXPLAIN_MIN = 0.10, 25  # tree explanations for the top of each province-week (the listable rows)
 
 
@@ -101,7 +100,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     if not retrain:
         pointer = registry.current(out) or {}
         return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
-    ds = load_dataset(con)
+    ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
     if blocker := ds.training_blocker():
         return _skip(con, out, blocker)
     bt = run_backtest(ds, capacity, seed)
@@ -123,7 +122,8 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     meta = {
         "model_version": model_version, "champion": champion, "challenger": challenger, "seed": seed,
         "training_weeks": training_weeks, "fit_weeks": split.fit_weeks, "calibration_weeks": split.calibration_weeks,
-        "training_rows": len(train_rows), "positive_rows": int(train_rows["label"].sum()),
+        "training_rows": round(ds.labelled.loc[observed, "weight"].sum()), "sampled_rows": len(train_rows),
+        "positive_rows": int(train_rows["label"].sum()),
         "positive_events": int(train_rows.loc[train_rows["label"] == 1, "institution_id"].nunique()),
         "data_snapshot_sha256": digest, "indicators": ds.indicators, "features": ds.features,
         "libraries": registry.library_versions(), "capacity": {"share": capacity.share, "minimum": capacity.minimum},
@@ -213,22 +213,6 @@ def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_tr
     sql = (SQL_DIR / "weeks_to_score.sql").read_text(encoding="utf-8").format(computed_at=computed_at)
     return [w for (w,) in con.execute(sql, {"model_version": model_version,
                                             "newest_training_week": newest_training_week}).fetchall()]
-
-
-def week_chunks(con: duckdb.DuckDBPyConnection, weeks: list[str], max_rows: int = CHUNK_ROWS) -> list[list[str]]:
-    """`weeks` cut into runs of consecutive weeks holding at most `max_rows` mart rows (at least one week each),
-    so a national warehouse is featured and scored a few weeks at a time."""
-    sizes = dict(con.execute("select week, count(*) from marts.institution_week_indicators group by week").fetchall())
-    chunks, rows, previous = [], 0, None
-    for week in sorted(weeks):
-        follows = previous is not None and (metrics.week_monday(week) - metrics.week_monday(previous)).days == 7
-        if not chunks or not follows or rows + sizes.get(week, 0) > max_rows:
-            chunks.append([])
-            rows = 0
-        chunks[-1].append(week)
-        rows += sizes.get(week, 0)
-        previous = week
-    return chunks
 
 
 def _replace_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.DataFrame) -> None:

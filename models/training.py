@@ -105,19 +105,23 @@ def split_weeks(frame: pd.DataFrame) -> Split:
 
 def sample_rows(frame: pd.DataFrame, seed: int, weeks=None, cap: int = MAX_FIT_NEGATIVES
                 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The observed rows of `weeks` (default: all) to train on: every positive, and each negative with
-    probability r = cap / negatives (seeded), with weights 1 and 1/r.
+    """The observed rows of `weeks` (default: all) to train on, with their weights: every positive (weight 1),
+    and negatives sampled at one rate r = cap / the negatives they stand for (seeded), each weighing 1/r.
 
-    One rate for all the weeks, so a model fitted on the earlier weeks and one fitted on all of them see the
-    same skew, and the weighted calibration block stands for the whole one. Only the sample is copied: a
-    large history is never duplicated whole."""
+    `frame` may already be a sample (`weight` = 1/its inclusion chance, see `models.dataset.load_dataset`): a
+    row weighing w is kept with chance min(1, r·w), so every negative ends up standing for 1/r rows whatever
+    sample it came from. One rate for all the weeks, so a model fitted on the earlier weeks and one fitted on
+    all of them see the same skew, and the weighted calibration block stands for the whole one. Only the
+    sample is copied: a large history is never duplicated whole."""
     rows = frame["observed"].to_numpy(bool, copy=True)
     if weeks is not None:
         rows &= frame["week"].isin(weeks).to_numpy()
     negative = rows & (frame["label"] == 0).to_numpy()
-    rate = min(1.0, cap / max(1, int(negative.sum())))
-    keep = rows & (~negative | (np.random.default_rng(seed).random(len(frame)) < rate))
-    return frame[keep], np.where(negative[keep], 1.0 / rate, 1.0)
+    prior = frame["weight"].to_numpy() if "weight" in frame else np.ones(len(frame))
+    rate = min(1.0, cap / max(1.0, float(prior[negative].sum())))
+    chance = np.minimum(1.0, rate * prior)
+    keep = rows & (~negative | (np.random.default_rng(seed).random(len(frame)) < chance))
+    return frame[keep], np.where(negative, prior / chance, 1.0)[keep]
 
 
 def _calibrated(model: Pipeline, calibration_rows: pd.DataFrame, weights: np.ndarray, features: list[str]
@@ -129,15 +133,15 @@ def _calibrated(model: Pipeline, calibration_rows: pd.DataFrame, weights: np.nda
                               sample_weight=weights)
 
 
-def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: int = SEED, weeks=None
-                   ) -> tuple[CalibratedClassifierCV, Split]:
+def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: int = SEED, weeks=None,
+                   cap: int = MAX_FIT_NEGATIVES) -> tuple[CalibratedClassifierCV, Split]:
     """Fit `name` on the observed rows of `weeks` (default: all) of `frame`, calibrated (sigmoid) out of time.
 
     A probe with the same settings is fitted on the earlier weeks and calibrated on the later ones; the model
     fitted on all the weeks inherits that calibration. The latest closures are the most like the next ones:
     keeping them out of the fit, as calibrating the model itself would, cost 0.009 of precision@k on the
     province backtest (0.114 → 0.123)."""
-    rows, weights = sample_rows(frame, seed, weeks)
+    rows, weights = sample_rows(frame, seed, weeks, cap)
     split = split_weeks(rows)
     fit = rows["week"].isin(split.fit_weeks).to_numpy()
     x = matrix(rows, features)

@@ -1,0 +1,65 @@
+"""Negative sampling for large histories: weights by hand, the dataset's pre-sample, and calibration that stays
+a probability of the whole history however few negatives the model saw."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.dataset import load_dataset
+from models.labels import labels
+from models.training import LOGISTIC, fit_calibrated, predict, sample_rows
+from pipelines.warehouse import connect
+
+
+def test_every_sampled_negative_stands_for_the_same_number_of_rows():
+    # 10 positives; 600 negatives already sampled at 1/4 (weight 4, standing for 2,400) and 600 kept whole:
+    # 3,000 negatives in all, so a cap of 300 is a rate of 1/10 and every kept negative weighs 10.
+    frame = pd.DataFrame({
+        "week": ["2026-W10"] * 1210, "observed": True,
+        "label": [1] * 10 + [0] * 1200, "weight": [1.0] * 10 + [4.0] * 600 + [1.0] * 600})
+    rows, weights = sample_rows(frame, seed=5, cap=300)
+    positive = rows["label"].to_numpy() == 1
+    assert positive.sum() == 10 and (weights[positive] == 1).all()
+    assert weights[~positive] == pytest.approx(np.full((~positive).sum(), 10.0))
+    # chances 0.4 and 0.1: about 240 and 60 rows kept from the two pools
+    kept_prior = rows.loc[~positive, "weight"]
+    assert 190 < (kept_prior == 4).sum() < 290 and 35 < (kept_prior == 1).sum() < 85
+    again, _ = sample_rows(frame, seed=5, cap=300)
+    assert again.index.equals(rows.index)
+    assert not sample_rows(frame, seed=6, cap=300)[0].index.equals(rows.index)
+
+
+def test_unobserved_rows_and_other_weeks_are_never_sampled():
+    frame = pd.DataFrame({"week": ["2026-W10", "2026-W11", "2026-W11", "2026-W12"],
+                          "observed": [True, True, True, False], "label": [0, 1, 0, 0]})
+    rows, weights = sample_rows(frame, seed=1, weeks=["2026-W11", "2026-W12"])
+    assert list(rows.index) == [1, 2] and list(weights) == [1.0, 1.0]
+
+
+def test_the_dataset_keeps_positives_and_the_test_weeks_whole_and_weights_the_rest(synthetic_warehouse):
+    con = connect(synthetic_warehouse)
+    every = labels(con)
+    ds = load_dataset(con, whole_weeks=4, negatives=500)
+    observed_weeks = sorted(every.loc[every["observed"], "week"].unique())
+    whole = every["week"].isin(observed_weeks[-4:])
+    kept = ds.labelled
+    assert kept["label"].sum() == every["label"].sum()
+    assert (kept["week"].isin(observed_weeks[-4:])).sum() == whole.sum()
+    pool = int(((every["label"] == 0) & ~whole).sum())
+    sampled = (kept["label"] == 0) & ~kept["week"].isin(observed_weeks[-4:])
+    assert kept.loc[sampled, "weight"].to_numpy() == pytest.approx(np.full(sampled.sum(), pool / 500))
+    assert kept.loc[~sampled, "weight"].eq(1).all()
+    assert abs(sampled.sum() - 500) < 4 * np.sqrt(500)
+    assert ds.weeks == sorted(every["week"].unique())  # the weeks come from the mart, not from the sample
+
+
+def test_calibration_follows_the_whole_history_when_few_negatives_are_sampled(synthetic_warehouse):
+    """With 1 negative in ~30 kept, the weights keep the mean score at the base rate; unweighted, the same
+    sample would say a closure is about 30 times likelier than it is."""
+    ds = load_dataset(connect(synthetic_warehouse))
+    rows = ds.labelled[ds.labelled["observed"]]
+    base_rate = rows["label"].mean()
+    negatives = int((rows["label"] == 0).sum())
+    model = fit_calibrated(LOGISTIC, ds.labelled, ds.features, cap=negatives // 30)[0]
+    mean_score = predict(model, rows, ds.features).mean()
+    assert base_rate / 2 < mean_score < base_rate * 2
