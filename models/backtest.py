@@ -259,7 +259,25 @@ def truth_comparison(bt: BacktestResult, closures: pd.DataFrame, truth: Path) ->
         per_story = leads.groupby(leads["story"].fillna("not in truth")).agg(
             closures=("institution_id", "size"), caught_2_8_weeks=("caught", "sum"), median_lead=("lead_weeks", "median"))
         lines.append(f"champion {bt.champion} by planted story (backtest test blocks):\n{per_story.to_string()}")
+    if bt.champion and len(bt.predictions):
+        lines.append("positive institution-weeks in the champion's top k / positives, by planted story and weeks "
+                     f"before the closure:\n{positives_caught(bt.predictions, bt.champion, planted).to_string()}")
     return "\n".join(lines)
+
+
+def positives_caught(predictions: pd.DataFrame, method: str, planted: pd.DataFrame,
+                     capacity: Capacity = Capacity()) -> pd.DataFrame:
+    """Story × weeks before the planted closure: 'hits/positives' of `method`'s top k (the diagnosis of which
+    positives carry no signal yet; evaluation only)."""
+    ranked = metrics.top_k(predictions.assign(score=predictions[method]), k_fn=capacity.k)
+    rows = ranked[ranked["label"] == 1].merge(planted[["institution_id", "story", "closure_date"]],
+                                              on="institution_id", how="left")
+    rows["story"] = rows["story"].fillna("not in truth")
+    rows["weeks_before"] = metrics.weeks_before(rows["week"], rows["closure_date"]).astype("Int64")
+    table = rows.groupby(["story", "weeks_before"], dropna=False)["in_top_k"].agg(["sum", "size"])
+    cells = (table["sum"].astype(str) + "/" + table["size"].astype(str)).unstack(fill_value="")
+    totals = rows.groupby("story")["in_top_k"].agg(["sum", "size"])
+    return cells.assign(all=totals["sum"].astype(str) + "/" + totals["size"].astype(str))
 
 
 def main(warehouse: Path, truth: Path, out: Path, capacity: Capacity = Capacity(), seed: int = SEED) -> int:

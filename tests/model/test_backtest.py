@@ -81,3 +81,20 @@ def test_main_writes_the_report_and_compares_with_truth(synthetic_frames, tmp_pa
 
 def test_main_refuses_a_missing_warehouse(tmp_path):
     assert main(tmp_path / "none.duckdb", tmp_path, tmp_path / "out") == 2
+
+
+def test_positives_caught_counts_top_k_hits_by_story_and_weeks_before_closure():
+    """One province-week of 10 institutions (k = 5): positives A (rank 1) and B (rank 7) close 3 weeks after
+    2026-W10, C (rank 2) 5 weeks after; D is positive but not in the truth file."""
+    from models.backtest import positives_caught
+
+    ids = list("ABCDEFGHIJ")
+    scores = {"A": 0.9, "C": 0.8, "E": 0.7, "F": 0.6, "G": 0.5, "H": 0.4, "B": 0.3, "D": 0.2, "I": 0.1, "J": 0.0}
+    predictions = pd.DataFrame({"institution_id": ids, "week": "2026-W10", "province_code": "44",
+                                "label": [1 if i in "ABCD" else 0 for i in ids], "m": [scores[i] for i in ids]})
+    planted = pd.DataFrame({"institution_id": ["A", "B", "C"], "story": ["slow_bleed", "slow_bleed", "fund_diversion"],
+                            "closure_date": ["2026-03-25", "2026-03-27", "2026-04-08"]})  # W13, W13, W15
+    table = positives_caught(predictions, "m", planted)
+    assert table.loc["slow_bleed", 3] == "1/2" and table.loc["slow_bleed", "all"] == "1/2"
+    assert table.loc["fund_diversion", 5] == "1/1"
+    assert table.loc["not in truth", "all"] == "0/1"
