@@ -4,7 +4,6 @@
 import dagster as dg
 
 from pipelines.ingest import FEED_ORDER
-from pipelines.ingest.contract_check import check_contract
 from pipelines.resources import WarehouseResource
 
 
@@ -12,6 +11,10 @@ def _contract_check(feed: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=feed, name=f"{feed}_contract", blocking=False,
                     description=f"every row of {feed} breaking a contract rule is in quarantine, none in staging")
     def _check(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+        # imported here: great-expectations takes ~7 s to import, which every process loading the
+        # definitions (publication workers, the dashboard) would otherwise pay
+        from pipelines.ingest.contract_check import check_contract
+
         with duckdb.get_connection() as con:
             outcome = check_contract(con, feed)
         # ERROR when a breaking row escaped; WARN when rows were (correctly) quarantined.
