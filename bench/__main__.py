@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.report import render
-from bench.run import RESULTS, bench
+from bench.run import FINDINGS, RESULTS, bench
 
 
 def main() -> None:
@@ -18,15 +18,15 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="4GB", help="TUTORWATCH_MEMORY_LIMIT of every step")
     parser.add_argument("--pandas-memory-gb", type=float, default=12,
                         help="address-space cap of the pandas step (it fails with MemoryError beyond)")
-    parser.add_argument("--prime-chunks", type=int, default=4,
-                        help="ingest the history before landing A in this many batches (memory)")
+    parser.add_argument("--prime-chunks", type=int, default=1,
+                        help="ingest the history before landing A in this many batches (1: in the run over landing A)")
     parser.add_argument("--label", help="cache folder name (default: the scale, and -N with --institutions)")
     parser.add_argument("--skip", default="", help="comma-separated: full, reference, pandas, incremental")
     args = parser.parse_args()
     cache = Path(args.cache)
     bench(args.scale, cache, args.institutions, args.weeks, args.memory_limit, set(filter(None, args.skip.split(","))),
           args.pandas_memory_gb, args.label, args.prime_chunks)
-    RESULTS.write_text(render(cache), encoding="utf-8")
+    RESULTS.write_text(render(cache, FINDINGS.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"[bench] figures in {RESULTS}")
 
 

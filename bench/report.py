@@ -5,21 +5,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-STAGES = {  # Dagster step key -> stage of the weekly run; every other step is ingestion (feeds, contracts)
+STAGES = {  # Dagster step key -> stage of the weekly run; the rest is ingestion (feeds) or contracts (checks)
+    "bank_continuity_breaks": "ingest: continuity breaks",
     "institution_week_indicators": "indicators",
-    "risk_model": "model", "model_backtest": "model", "institution_week_scores": "model",
+    "risk_model": "model: training + backtest", "model_backtest": "model: training + backtest",
+    "institution_week_scores": "model: scoring", "institution_week_scores_score_drift": "model: scoring",
     "warnings": "warnings",
 }
+STAGE_ORDER = ("ingest: read, route, merge", "ingest: GX contract checks", "ingest: continuity breaks", "indicators",
+               "model: training + backtest", "model: scoring", "warnings", "publication")
 TARGETS = "full pipeline ≤ 2× the reference, ≥ 5× faster than pandas, peak ≤ 4 GB, incremental run ≤ 60 s"
 
 
-def _stages(timing: dict) -> dict[str, float]:
-    stages: dict[str, float] = {}
-    for step, seconds in timing["figures"].get("assets", {}).items():
-        stage = STAGES.get(step, "ingest")
-        stages[stage] = stages.get(stage, 0) + seconds
-    stages["publication"] = timing["figures"].get("publication_s", 0)
-    return stages
+def stage_of(step: str) -> str:
+    if step in STAGES:
+        return STAGES[step]
+    return "ingest: GX contract checks" if step.endswith("_contract") else "ingest: read, route, merge"
+
+
+def stages(timing: dict) -> dict[str, tuple[float, float]]:
+    """Per stage: (seconds, peak MB of the process tree while it ran)."""
+    out: dict[str, tuple[float, float]] = {}
+    for step, figures in timing["figures"].get("steps", {}).items():
+        seconds, peak = out.get(stage_of(step), (0.0, 0.0))
+        out[stage_of(step)] = (seconds + figures["seconds"], max(peak, figures["peak_mb"]))
+    out["publication"] = (timing["figures"].get("publication_s", 0), timing["figures"].get("publication_peak_mb", 0))
+    return out
 
 
 def _row(label: str, timing: dict | None, rows: int) -> str:
@@ -39,6 +50,7 @@ def _ratio(numerator: dict | None, denominator: dict | None) -> float | None:
 
 def section(f: dict) -> str:
     rows = sum(f["convert"]["figures"]["delivered"].values()) if f.get("convert") else 0
+    rows_a = (f.get("pipeline_a") or {}).get("figures", {}).get("rows_delivered") or rows
     a, b, c, inc = (f.get(k) for k in ("pipeline", "reference", "pandas", "incremental"))
     lines = [
         f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']})", "",
@@ -55,9 +67,12 @@ def section(f: dict) -> str:
     lines += [
         "| step | wall s | rows/s | peak MB | ≤ 4 GB |", "| --- | --- | --- | --- | --- |",
         _row("(a) full pipeline, landing → published lists", a, rows),
+        *([_row("full pipeline over landing A (every week before the newest)", f["pipeline_a"], rows_a)]
+          if f.get("pipeline_a") else []),
         _row("(b) reference: one DuckDB SQL, core indicators", b, rows),
         _row("(c) pandas, core indicators", c, rows),
-        _row(f"incremental run: + week {f.get('newest_week', '?')}", inc, rows),
+        _row(f"incremental run: + week {f.get('newest_week', '?')}", inc,
+             (inc or {}).get("figures", {}).get("rows_delivered") or rows),
         "",
     ]
     ab, ca = _ratio(a, b), _ratio(c, a)
@@ -80,14 +95,23 @@ def section(f: dict) -> str:
             + (f" Full indicators / reference (b) = {phases['full'] / b['seconds']:.1f} (26 indicators against 7)."
                if b and b["ok"] else ""), "",
         ]
-    runs = [(name, f[key]) for name, key in (("full pipeline (a)", "pipeline"), ("incremental run", "incremental"))
-            if f.get(key, {}).get("ok")]
+    runs = [(name, f[key]) for name, key in (("full pipeline (a)", "pipeline"), ("full run over landing A", "pipeline_a"),
+                                             ("incremental run", "incremental"))
+            if f.get(key, {}).get("ok") and "steps" in f[key]["figures"]]
     if runs:
-        stages = [_stages(t) for _, t in runs]
-        names = ["ingest", "indicators", "model", "warnings", "publication"]
-        lines += ["Where the time goes (s; Dagster step times of the warehouse run, publication wall time):", "",
-                  "| stage | " + " | ".join(n for n, _ in runs) + " |", "| --- |" + " --- |" * len(runs)]
-        lines += [f"| {n} | " + " | ".join(f"{s.get(n, 0):,.1f}" for s in stages) + " |" for n in names]
+        per_run = [stages(t) for _, t in runs]
+        reference = b["seconds"] if b and b["ok"] else None
+        lines += ["Where the time and memory go (Dagster step times of the warehouse run, publication wall time; "
+                  "peak RSS of the process tree sampled each second while the stage ran"
+                  + ("; × b = seconds / the reference SQL's" if reference else "") + "):", "",
+                  "| stage | " + " | ".join(f"{n} s | peak MB" + (" | × b" if reference else "") for n, _ in runs)
+                  + " |", "| --- |" + (" --- | --- |" + (" --- |" if reference else "")) * len(runs)]
+        for name in STAGE_ORDER:
+            cells = []
+            for run in per_run:
+                seconds, peak = run.get(name, (0.0, 0.0))
+                cells.append(f"{seconds:,.1f} | {peak:,.0f}" + (f" | {seconds / reference:.1f}" if reference else ""))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

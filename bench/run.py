@@ -19,6 +19,7 @@ from data_contracts.feeds import FILE_NAME_PATTERN
 
 ROOT = Path(__file__).resolve().parents[1]  # `python -m bench.steps` runs from the repository root
 RESULTS = ROOT / "bench" / "results.md"
+FINDINGS = ROOT / "bench" / "findings.md"  # the hand-written analysis that heads results.md
 BENCH_PII_KEY = "bench-only-pseudonymisation-key"  # synthetic data: any key of 16+ characters will do
 
 

@@ -18,6 +18,7 @@ def _pipeline(args: argparse.Namespace) -> dict:
     import dagster as dg
 
     from bench.profile import RssSampler
+    from pipelines.warehouse import connect
     from tutorwatch import runner
 
     instances: list[dg.DagsterInstance] = []
@@ -42,9 +43,13 @@ def _pipeline(args: argparse.Namespace) -> dict:
             for stat in instance.get_run_step_stats(record.dagster_run.run_id):
                 if stat.end_time and stat.start_time:
                     steps[stat.step_key] = {"seconds": stat.end_time - stat.start_time,
+                                            "start_mb": rss.at_mb(stat.start_time),
                                             "peak_mb": rss.peak_mb(stat.start_time, stat.end_time)}
     publication_start = next(t for t, line in marks if line.startswith("[2/2]"))
-    return {"steps": steps, "warehouse_s": publication_start - started,
+    with connect(Path(args.out) / "warehouse.duckdb", read_only=True) as con:  # the files this run read
+        delivered = con.execute("SELECT sum(rows_delivered) FROM ops.files WHERE loaded_at >= to_timestamp(?)",
+                                [started]).fetchone()[0]
+    return {"steps": steps, "rows_delivered": int(delivered or 0), "warehouse_s": publication_start - started,
             "publication_s": marks[-1][0] - publication_start,
             "warehouse_peak_mb": rss.peak_mb(end=publication_start),
             "publication_peak_mb": rss.peak_mb(start=publication_start)}

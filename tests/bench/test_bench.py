@@ -105,13 +105,18 @@ def test_results_report_ratios_and_stages(tmp_path):
     def timing(seconds, peak_mb=100.0, **figures):
         return {"seconds": seconds, "peak_mb": peak_mb, "ok": True, "figures": figures}
 
+    def step(seconds, peak_mb):
+        return {"seconds": seconds, "start_mb": 0, "peak_mb": peak_mb}
+
     figures = {
         "label": "tiny", "date": "today", "cpus": 2, "memory_limit": "4GB", "newest_week": "2026-W11",
         "convert": timing(5, delivered={"orders": 400, "account_movements": 600}),
-        "pipeline": timing(30, 5000, assets={"orders": 4, "institution_week_indicators": 6, "risk_model": 2},
-                           publication_s=10),
+        "pipeline": timing(30, 5000, steps={"orders": step(4, 900), "orders_orders_contract": step(3, 1200),
+                                            "institution_week_indicators": step(6, 2000), "risk_model": step(2, 3000)},
+                           publication_s=10, publication_peak_mb=700),
         "reference": timing(10), "pandas": timing(120),
-        "incremental": timing(12, assets={"orders": 1, "institution_week_indicators": 2}, publication_s=3),
+        "incremental": timing(12, steps={"orders": step(1, 500), "institution_week_indicators": step(2, 800)},
+                              publication_s=3, publication_peak_mb=400),
     }
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "figures.json").write_text(json.dumps(figures))
@@ -120,4 +125,9 @@ def test_results_report_ratios_and_stages(tmp_path):
     assert "c/a = 4.00 (target ≥ 5: missed)" in text           # 120 / 30
     assert "incremental run 12 s (target ≤ 60 s: met)" in text
     assert "| (a) full pipeline, landing → published lists | 30.0 | 33 | 5,000 | ✗ |" in text  # 1000 rows / 30 s
-    assert "| indicators | 6.0 | 2.0 |" in text and "| publication | 10.0 | 3.0 |" in text
+    # per stage: seconds, peak MB, seconds / the reference's 10 s; for (a) then for the incremental run
+    assert "| ingest: read, route, merge | 4.0 | 900 | 0.4 | 1.0 | 500 | 0.1 |" in text
+    assert "| ingest: GX contract checks | 3.0 | 1,200 | 0.3 | 0.0 | 0 | 0.0 |" in text
+    assert "| indicators | 6.0 | 2,000 | 0.6 | 2.0 | 800 | 0.2 |" in text
+    assert "| model: training + backtest | 2.0 | 3,000 | 0.2 | 0.0 | 0 | 0.0 |" in text
+    assert "| publication | 10.0 | 700 | 1.0 | 3.0 | 400 | 0.3 |" in text
