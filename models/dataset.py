@@ -17,6 +17,7 @@ from models.training import SEED
 
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
+UNREAD = ("week_end", "county_code", "name", "category", "mode")  # strings training never reads: memory only
 PRESAMPLE_NEGATIVES = 600_000  # negatives kept outside the whole weeks: twice what a fit samples
 
 
@@ -73,7 +74,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     for chunk in week_chunks(con, mart_weeks) or [[]]:
         bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
         frame, indicators, features = load_features(con, *bounds)
-        parts.append(frame.merge(rows, on=keys, how="inner"))
+        parts.append(frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner"))
         del frame
     labelled = pd.concat(parts, ignore_index=True)
     span = week_range(con)
