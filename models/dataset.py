@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import rule_score
-from models.features import MART, load_features, week_chunks, week_range
+from models.features import DTYPE, MART, load_features, week_chunks, week_range
 from models.labels import abnormal_closures, labels
 from models.metrics import week_monday
 from models.training import SEED
@@ -69,14 +69,31 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     rate = min(1.0, negatives / max(1, int(sampled.sum())))
     keep = ~sampled | (np.random.default_rng(seed).random(len(rows)) < rate)
     rows = rows[keep].assign(weight=np.where(sampled[keep], 1.0 / rate, 1.0))
-    mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
-    parts = []
-    for chunk in week_chunks(con, mart_weeks) or [[]]:
-        bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
-        frame, indicators, features = load_features(con, *bounds)
-        parts.append(frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner"))
-        del frame
-    labelled = pd.concat(parts, ignore_index=True)
+    labelled, indicators, features = _featured(con, rows, keys)
     span = week_range(con)
     weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
     return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.load(con))
+
+
+def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str]
+              ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """`rows` with their features, featured a chunk of weeks at a time.
+
+    The derived features (float32, the bulk) go straight into one preallocated array, so the peak is the
+    result plus one chunk, not the chunks plus their concatenation."""
+    mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
+    heads, block, filled = [], None, 0
+    for chunk in week_chunks(con, mart_weeks) or [[]]:
+        bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
+        frame, indicators, features = load_features(con, *bounds)
+        derived = [f for f in features if f not in indicators]
+        part = frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner")
+        del frame
+        if block is None:
+            block = np.empty((len(rows), len(derived)), dtype=DTYPE)
+        block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)
+        filled += len(part)
+        heads.append(part.drop(columns=derived))
+        del part
+    head = pd.concat(heads, ignore_index=True)
+    return pd.concat([head, pd.DataFrame(block[:filled], columns=derived)], axis=1), indicators, features
