@@ -18,7 +18,7 @@ from models.training import SEED
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
 UNREAD = ("week_end", "county_code", "name", "category", "mode")  # strings training never reads: memory only
-PRESAMPLE_NEGATIVES = 600_000  # negatives kept outside the whole weeks: twice what a fit samples
+PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept outside the whole weeks (a province history is kept whole)
 
 
 @dataclass
