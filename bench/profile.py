@@ -55,5 +55,9 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
+    def at_mb(self, moment: float) -> float:
+        """The last sample taken at or before `moment` (what the process held when a step started)."""
+        return max(((t, mb) for t, mb in self.samples if t <= moment), default=(0.0, 0.0))[1]
+
     def peak_mb(self, start: float = 0.0, end: float = float("inf")) -> float:
         return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)

@@ -62,8 +62,9 @@ def section(f: dict) -> str:
     if conv := f.get("convert"):
         delivered = conv["figures"]["delivered"]
         lines += [f"Delivered rows: {rows:,} (" + ", ".join(f"{k} {v:,}" for k, v in delivered.items())
-                  + f"). Landing → one Parquet per feed (latest version per key) in {conv['seconds']:,.0f} s, "
-                  "outside the timings; (b) and (c) read those files, (a) reads the landing files.", ""]
+                  + (f"). Landing → one Parquet per feed (latest version per key) in {conv['seconds']:,.0f} s, "
+                     "outside the timings; (b) and (c) read those files, (a) reads the landing files."
+                     if conv["seconds"] else ")."), ""]
     lines += [
         "| step | wall s | rows/s | peak MB | ≤ 4 GB |", "| --- | --- | --- | --- | --- |",
         _row("(a) full pipeline, landing → published lists", a, rows),
