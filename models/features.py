@@ -79,14 +79,16 @@ def load_mart(con: duckdb.DuckDBPyConnection, first_week: date | None = None, la
     return frame, indicators
 
 
-def _history_features(frame: pd.DataFrame, indicators: list[str]) -> dict[str, np.ndarray]:
-    """Changes and trailing extremes per institution over calendar weeks (a week without a row is missing).
+def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Changes and trailing extremes per institution over calendar weeks (a week without a row is missing), for
+    the rows of `frame` selected by the mask `rows`; every row of `frame` is history.
 
     Rows go into an institutions × weeks × indicators grid, so "n weeks earlier" is a shift along weeks."""
     institution = frame["institution_id"].astype("category").cat.codes.to_numpy()
     week = ((frame["week_start"] - frame["week_start"].min()).dt.days // 7).to_numpy()
     grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan, dtype=DTYPE)
     grid[institution, week] = matrix(frame, indicators)
+    institution, week = institution[rows], week[rows]
     out = {}
     for n in CHANGE_WEEKS:
         earlier = np.full_like(grid, np.nan)
@@ -103,21 +105,24 @@ def _history_features(frame: pd.DataFrame, indicators: list[str]) -> dict[str, n
     return out
 
 
-def add_features(frame: pd.DataFrame, indicators: list[str]) -> pd.DataFrame:
-    """The rows with every feature of `feature_names(indicators)`.
+def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None) -> pd.DataFrame:
+    """The rows of the weeks from `first` on (default: all) with every feature of `feature_names(indicators)`;
+    earlier rows of `frame` are only read as history, never featured (a national week has 150,000 rows and
+    its history 8 more weeks of them).
 
     `frame` must hold `LOOKBACK_WEEKS` of earlier rows for the history features of its first weeks to be
     complete (`load_features` does that)."""
-    derived = _history_features(frame, indicators) if len(frame) else {}
-    ranks = frame.groupby(["province_code", "week"])[indicators].rank(pct=True)
+    target = np.ones(len(frame), dtype=bool) if first is None else (frame["week_start"] >= pd.Timestamp(first)).to_numpy()
+    derived = _history_features(frame, indicators, target) if len(frame) else {}
+    rows = frame[target].reset_index(drop=True)
+    ranks = rows.groupby(["province_code", "week"])[indicators].rank(pct=True)
     derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy(DTYPE) for i in indicators})
     if LIABILITY in indicators:
-        liability = frame[LIABILITY].where(frame[LIABILITY] > 0)
-        derived.update({f"{i}{SEPARATOR}per_liability": (frame[i] / liability).to_numpy(DTYPE)
+        liability = rows[LIABILITY].where(rows[LIABILITY] > 0)
+        derived.update({f"{i}{SEPARATOR}per_liability": (rows[i] / liability).to_numpy(DTYPE)
                         for i in PER_LIABILITY if i in indicators})
-    names = feature_names(indicators)
-    extra = pd.DataFrame({n: derived[n] for n in names if n not in frame}, index=frame.index)
-    return pd.concat([frame, extra], axis=1)[[*frame.columns, *extra.columns]]
+    extra = pd.DataFrame({n: derived[n] for n in feature_names(indicators) if n not in rows}, index=rows.index)
+    return pd.concat([rows, extra], axis=1)
 
 
 def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None
@@ -128,10 +133,7 @@ def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None
     first = first_week or (bounds[0] if bounds else None)
     history_from = first - timedelta(weeks=LOOKBACK_WEEKS) if first else None
     mart, indicators = load_mart(con, history_from, last_week)
-    frame = add_features(mart, indicators)
-    if first is not None:
-        frame = frame[frame["week_start"] >= pd.Timestamp(first)].reset_index(drop=True)
-    return frame, indicators, feature_names(indicators)
+    return add_features(mart, indicators, first), indicators, feature_names(indicators)
 
 
 def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
