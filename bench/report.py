@@ -53,7 +53,8 @@ def section(f: dict) -> str:
     rows_a = (f.get("pipeline_a") or {}).get("figures", {}).get("rows_delivered") or rows
     a, b, c, inc = (f.get(k) for k in ("pipeline", "reference", "pandas", "incremental"))
     lines = [
-        f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']})", "",
+        f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']}"
+        + (f"; code {f['commit']}" if f.get("commit") else "") + ")", "",
     ]
     if gen := f.get("generate"):
         lines += [f"Generation: {gen['seconds']:,.0f} s, peak {gen['peak_mb']:,.0f} MB (cached; not timed below).", ""]
