@@ -16,9 +16,10 @@ SCHEMAS = ("ops", "quarantine", "staging", "marts")
 
 
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with the reporting time zone, no extension downloads and the memory cap."""
+    """Open the warehouse with the reporting time zone, no extension downloads and DuckDB's share of the
+    memory budget."""
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    if limit := settings.memory_limit():
+    if limit := settings.duckdb_memory_limit():
         config["memory_limit"] = limit
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     con.execute(f"SET TimeZone = '{REPORTING_TZ}'")

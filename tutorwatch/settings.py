@@ -6,6 +6,7 @@ Every setting has an embedded default so that one command runs the whole job on 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -58,5 +59,24 @@ def ensure_dotenv_pii_key(path: Path = Path(".env")) -> bool:
     return True
 
 
-def memory_limit() -> str | None:
-    return os.environ.get(ENV_MEMORY_LIMIT) or None
+DUCKDB_MEMORY_SHARE = 0.6  # of TUTORWATCH_MEMORY_LIMIT; pandas frames, GX chunks and imports need the rest
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_limit() -> int | None:
+    """The process's memory budget in bytes from TUTORWATCH_MEMORY_LIMIT (`4GB`, `4GiB`, `500MB`), or None."""
+    text = os.environ.get(ENV_MEMORY_LIMIT, "").strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)", text.upper())
+    if not match or match.group(2) not in _UNITS:
+        raise ValueError(f"{ENV_MEMORY_LIMIT}={text!r}: expected a size such as 4GB, 4GiB or 500MB")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def duckdb_memory_limit() -> str | None:
+    """DuckDB's share of the budget: its buffer pool is capped, the Python side of the same process is not,
+    so handing DuckDB the whole budget let a 4 GB run peak near 8 GB."""
+    budget = memory_limit()
+    return None if budget is None else f"{int(budget * DUCKDB_MEMORY_SHARE) // 10**6}MB"
