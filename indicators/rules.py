@@ -318,6 +318,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
 
 
 WEEK_BUILDS = "ops.week_builds"
+WEEKS_PER_EVALUATION = 4  # a first build of 52 national weeks at once held every rule flag in pandas (7.6 GB at 15k)
 WEEK_BUILDS_DDL = (f"create table if not exists {WEEK_BUILDS} "
                    "(week varchar primary key, built_at timestamptz, rule_book varchar)")
 
@@ -371,15 +372,19 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
         con.execute("delete from marts.warnings")
     else:
         con.execute("delete from marts.warnings where week in (select unnest(?))", [weeks])
-    listed = evaluate(con, weeks, **options).assign(change=None, previous_tier=None)
-    con.register("listed_rows", listed[list(WARNING_COLUMNS)])
-    con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
-                f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
-    con.unregister("listed_rows")
+    listed_rows = 0
+    for start in range(0, len(weeks), WEEKS_PER_EVALUATION):
+        listed = evaluate(con, weeks[start:start + WEEKS_PER_EVALUATION], **options).assign(
+            change=None, previous_tier=None)
+        con.register("listed_rows", listed[list(WARNING_COLUMNS)])
+        con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
+                    f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
+        con.unregister("listed_rows")
+        listed_rows += len(listed)
     con.register("week_pairs", _week_pairs(con))
     con.execute(_sql("rules_changes.sql"))
     con.unregister("week_pairs")
-    return len(listed)
+    return listed_rows
 
 
 def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None) -> list[str]:

@@ -1,0 +1,20 @@
+"""The warnings are evaluated a few weeks at a time (memory); the list must not depend on the chunking."""
+
+import pandas as pd
+from test_incremental_indicators import long_warehouse  # noqa: F401 (a fixture)
+from test_incremental_warnings import warnings_table
+
+from indicators import rules
+from indicators.compute import refresh_institution_week_indicators
+
+
+def test_the_list_does_not_depend_on_how_many_weeks_are_evaluated_together(long_warehouse, monkeypatch):  # noqa: F811
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    monkeypatch.setattr(rules, "WEEKS_PER_EVALUATION", 100)
+    whole = rules.build_warnings(con)
+    at_once = warnings_table(con)
+    monkeypatch.setattr(rules, "WEEKS_PER_EVALUATION", 3)
+    assert rules.build_warnings(con) == whole > 0
+    pd.testing.assert_frame_equal(warnings_table(con), at_once)
+    assert at_once["week"].nunique() > 3
