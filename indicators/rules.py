@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from data_contracts.regions import PROVINCE_CODES
 from indicators import registry
 
 HERE = Path(__file__).resolve().parent
@@ -323,15 +324,14 @@ WEEK_BUILDS_DDL = (f"create table if not exists {WEEK_BUILDS} "
                    "(week varchar primary key, built_at timestamptz, rule_book varchar)")
 
 
-def rule_book_fingerprint(con: duckdb.DuckDBPyConnection,
-                          thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
-                          rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> str:
+def rule_book_fingerprint(
+        thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+        rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> str:
     """A hash of everything besides the data that decides a week's list: the provinces' thresholds, rule
     weights, hard rules, points and cut-offs. A week built under another rule book is stale, so editing
-    thresholds.yaml or a weight republishes every week instead of leaving old lists under old rules."""
-    provinces = [p for (p,) in con.execute(
-        "select distinct province_code from marts.institution_week_indicators order by 1").fetchall()]
-    parts = [rule_book(provinces, thresholds_for).to_csv(index=False), repr(HARD_RULES), repr(TIER_POINTS),
+    thresholds.yaml or a weight republishes every week instead of leaving old lists under old rules. Every
+    province of the standard counts, so a province's first delivery does not look like a new rule book."""
+    parts = [rule_book(PROVINCE_CODES, thresholds_for).to_csv(index=False), repr(HARD_RULES), repr(TIER_POINTS),
              repr(RULE_SCORE_CENTRE), repr(rule_cutoffs), repr(model_cutoffs)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -401,14 +401,14 @@ def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None
     scored = (f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week" if has_scores
               else "select null::varchar as week, null::timestamptz as changed_at where false")
     return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored),
-                                      {"rule_book": fingerprint or rule_book_fingerprint(con)}).fetchall()]
+                                      {"rule_book": fingerprint or rule_book_fingerprint()}).fetchall()]
 
 
 def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, list[str]]:
     """Rebuild only the weeks whose indicators, scores or rule book changed since they were last built (all
     weeks the first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those
     rebuilt and the week after each)."""
-    fingerprint = rule_book_fingerprint(con, **options)
+    fingerprint = rule_book_fingerprint(**options)
     weeks = changed_weeks(con, fingerprint)
     if not weeks:
         return 0, []
