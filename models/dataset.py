@@ -72,7 +72,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     labelled, indicators, features = _featured(con, rows, keys)
     span = week_range(con)
     weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
-    return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.load(con))
+    return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.scores(con))
 
 
 def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str]
