@@ -2,19 +2,22 @@
 
 The warehouse assets (ingest, contracts, indicators, model, warnings) run once over all history, in one
 process: DuckDB has one writer. Publication then only reads the warehouse, so its (week, province)
-partitions and the weeks' national files run in `jobs` worker processes at once, each partition a
-`dg.materialize` of the same definitions that `dg dev` and the schedules use (ephemeral instances).
+partitions and the weeks' national files run in `jobs` worker processes at once, as runs of the same
+definitions that `dg dev` and the schedules use (ephemeral instances), each run a range of partitions
+(`Batch`: e.g. every province of a week) with each partition's own materialisation and metadata.
 Only lists whose week was rebuilt since their publication are published again (`stale_lists`).
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import re
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
 from tutorwatch import settings
@@ -30,10 +34,11 @@ FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means a
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the assets' progress, not every event
 PARTITION_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # hundreds of runs: failures only
 ENV_JOBS = settings.ENV_JOBS
-# Below this many partitions one process is quicker: a partition costs ~0.2-0.5 s here, while workers
-# first import the definitions (~10 s of CPU, more on a loaded machine).
+# Below this many partitions one process is quicker: a list costs ~0.1 s and a report ~0.6 s here, while
+# workers first import the definitions (~5 s of CPU each, more on a loaded machine).
 PARALLEL_FROM = 24
 DEFAULT_JOBS = 2
+BATCHES_PER_WORKER = 4
 PROVINCE_ASSETS = ("province_warning_lists", "province_reports")
 NATIONAL_ASSETS = ("warning_lists", "weekly_reports")
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
@@ -126,6 +131,83 @@ def publication_plan(con, out: Path, weeks: list[str], report_weeks: Iterable[st
     return sorted(plan, key=lambda p: p.province is None)
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Partitions published in one Dagster run: consecutive weeks × consecutive provinces (or consecutive weeks
+    of the national files) with the same assets, i.e. a partition key range of the assets. A run costs
+    ~0.2-0.4 s of Dagster set-up, more than publishing a list."""
+
+    weeks: tuple[str, ...]
+    provinces: tuple[str, ...] | None  # None: the national files
+    assets: tuple[str, ...]
+
+    @property
+    def partitions(self) -> list[Partition]:
+        return [Partition(w, p, self.assets) for w in self.weeks for p in (self.provinces or (None,))]
+
+    @property
+    def label(self) -> str:
+        weeks = self.weeks[0] if len(self.weeks) == 1 else f"{self.weeks[0]}…{self.weeks[-1]}"
+        if self.provinces is None:
+            return f"{weeks} national"
+        return f"{weeks} {self.provinces[0]}" + (f"–{self.provinces[-1]}" if len(self.provinces) > 1 else "")
+
+    def run_keys(self) -> dict:
+        """`partition_key` of a single partition, the range tags of several."""
+        from pipelines.partitions import week_province_key
+
+        def key(week: str, province: str | None) -> str:
+            return week if province is None else week_province_key(week, province)
+
+        first, last = self.partitions[0], self.partitions[-1]
+        if first == last:
+            return {"partition_key": key(first.week, first.province)}
+        return {"tags": {ASSET_PARTITION_RANGE_START_TAG: str(key(first.week, first.province)),
+                         ASSET_PARTITION_RANGE_END_TAG: str(key(last.week, last.province))}}
+
+
+def _consecutive(items: Iterable, order: Iterable) -> list[tuple]:
+    """`items` cut into runs that are consecutive in `order` (a repeated item starts a new run)."""
+    index = {item: i for i, item in enumerate(order)}
+    runs: list[list] = []
+    for item in sorted(items, key=index.__getitem__):
+        if runs and index[item] == index[runs[-1][-1]] + 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return [tuple(run) for run in runs]
+
+
+def _chunks(items: tuple, size: int) -> list[tuple]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def batch_plan(plan: list[Partition], most: int) -> list[Batch]:
+    """The plan as rectangles of at most `most` partitions, provinces first, then by week.
+
+    Weeks are consecutive in the sorted weeks of the plan: every instance that runs the batches holds exactly
+    those weeks as `iso_week` partitions, added in that order (`_add_weeks`), so a range covers no other week.
+    """
+    from data_contracts.regions import PROVINCE_CODES
+
+    weeks = sorted({p.week for p in plan})
+    provinces_of: dict[tuple, list] = defaultdict(list)  # (assets, week) -> provinces, or [None] (national)
+    for p in plan:
+        provinces_of[(p.assets, p.week)].append(p.province)
+    weeks_of: dict[tuple, list[str]] = defaultdict(list)  # (assets, run of provinces or None) -> weeks
+    for (assets, week), provinces in provinces_of.items():
+        runs = [None] * provinces.count(None) + _consecutive([p for p in provinces if p], PROVINCE_CODES)
+        for run in runs:
+            weeks_of[(assets, run)].append(week)
+    batches = []
+    for (assets, provinces), run_weeks in weeks_of.items():
+        per_week = min(len(provinces or (None,)), most)
+        for province_chunk in _chunks(provinces, per_week) if provinces else [None]:
+            for week_run in _consecutive(run_weeks, weeks):
+                batches += [Batch(chunk, province_chunk, assets) for chunk in _chunks(week_run, most // per_week)]
+    return sorted(batches, key=lambda b: (b.provinces is None, b.weeks[0], b.provinces or ()))
+
+
 @cache
 def _publication_job(assets: tuple[str, ...]) -> dg.JobDefinition:
     """The job `dg.materialize(defs.assets, selection=assets)` builds, built once per process: rebuilding it
@@ -137,31 +219,47 @@ def _publication_job(assets: tuple[str, ...]) -> dg.JobDefinition:
         job.name)
 
 
-def publish_partition(partition: Partition, instance: dg.DagsterInstance) -> tuple[Partition, bool, float]:
-    """Materialise one partition in this process on `instance`; (partition, success, seconds)."""
-    from pipelines.partitions import iso_week_partitions, week_province_key
+def _add_weeks(instance: dg.DagsterInstance, weeks: list[str]) -> None:
+    from pipelines.partitions import iso_week_partitions
 
+    instance.add_dynamic_partitions(iso_week_partitions.name, sorted(weeks))
+
+
+def _materialise(batch: Batch, instance: dg.DagsterInstance) -> bool:
+    return _publication_job(batch.assets).execute_in_process(
+        instance=instance, run_config=PARTITION_LOGS, raise_on_error=False, **batch.run_keys()).success
+
+
+def publish_batch(batch: Batch, instance: dg.DagsterInstance) -> tuple[Batch, dict[Partition, bool], float]:
+    """Materialise a batch in one run on `instance` (which holds the plan's weeks); when that run fails, each
+    of its partitions in a run of its own, so that the failed ones are named and the others still publish.
+    (batch, success of each partition, seconds)."""
     started = time.monotonic()
-    key = partition.week if partition.province is None else week_province_key(partition.week, partition.province)
-    instance.add_dynamic_partitions(iso_week_partitions.name, [partition.week])
-    result = _publication_job(partition.assets).execute_in_process(
-        instance=instance, partition_key=key, run_config=PARTITION_LOGS, raise_on_error=False)
-    return partition, result.success, time.monotonic() - started
+    partitions = batch.partitions
+    if _materialise(batch, instance):
+        outcome = dict.fromkeys(partitions, True)
+    elif len(partitions) == 1:
+        outcome = {partitions[0]: False}
+    else:
+        outcome = {p: _materialise(Batch((p.week,), p.province and (p.province,), p.assets), instance)
+                   for p in partitions}
+    return batch, outcome, time.monotonic() - started
 
 
 _worker_instance: dg.DagsterInstance | None = None  # one per worker process (creating one costs ~0.2 s)
 
 
-def _publish_in_worker(partition: Partition) -> tuple[Partition, bool, float]:
-    return publish_partition(partition, _worker_instance)
+def _publish_in_worker(batch: Batch) -> tuple[Batch, dict[Partition, bool], float]:
+    return publish_batch(batch, _worker_instance)
 
 
-def _init_worker(env: dict[str, str]) -> None:
-    """This run's folders; and die with the run: a killed `tutorwatch run` must not leave a worker writing
-    files behind it (nor, through the worker, its fork server)."""
+def _init_worker(env: dict[str, str], weeks: list[str]) -> None:
+    """This run's folders and weeks; and die with the run: a killed `tutorwatch run` must not leave a worker
+    writing files behind it (nor, through the worker, its fork server)."""
     global _worker_instance
     os.environ.update(env)
     _worker_instance = dg.DagsterInstance.ephemeral()
+    _add_weeks(_worker_instance, weeks)
     threading.Thread(target=_exit_with_the_run, daemon=True).start()
 
 
@@ -177,22 +275,28 @@ def _worker_context() -> multiprocessing.context.ForkServerContext:
     return multiprocessing.get_context("forkserver")
 
 
-def run_partitions(plan: list[Partition], jobs: int) -> Iterator[tuple[Partition, bool, float]]:
-    """Publish the partitions, `jobs` at a time in worker processes (in this process when jobs is 1).
+def run_batches(plan: list[Partition], jobs: int) -> Iterator[tuple[Batch, dict[Partition, bool], float]]:
+    """Publish the plan in batches (`batch_plan`), `jobs` at a time in worker processes (in this process when
+    jobs is 1). With workers, the plan is cut into ~BATCHES_PER_WORKER batches per worker so that they share
+    the work.
 
     Workers take the folders from this process's environment: the fork server lives as long as this
     process and would otherwise keep the environment of the first run.
     """
-    if jobs <= 1 or len(plan) <= 1:
+    weeks = sorted({p.week for p in plan})
+    most = math.ceil(len(plan) / (jobs * BATCHES_PER_WORKER)) if jobs > 1 else len(plan)
+    batches = batch_plan(plan, max(most, 1))
+    if jobs <= 1 or len(batches) <= 1:
         with dg.DagsterInstance.ephemeral() as instance:  # closed with the run: none outlives a test's context
-            yield from (publish_partition(p, instance) for p in plan)
+            _add_weeks(instance, weeks)
+            yield from (publish_batch(b, instance) for b in batches)
         return
     env = {k: v for k, v in os.environ.items() if k.startswith("TUTORWATCH_")}
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_init_worker,
-                               initargs=(env,))
+                               initargs=(env, weeks))
     try:
-        yield from (f.result() for f in as_completed([pool.submit(_publish_in_worker, p) for p in plan]))
-    finally:  # on an error or Ctrl-C, do not start the partitions still waiting
+        yield from (f.result() for f in as_completed([pool.submit(_publish_in_worker, b) for b in batches]))
+    finally:  # on an error or Ctrl-C, do not start the batches still waiting
         pool.shutdown(cancel_futures=True)
 
 
@@ -245,11 +349,13 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
          + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else "")
          + f": {len(plan)} partitions to publish, "
          + (f"{workers} at a time" if workers > 1 else "in this process"))
-    failed = []
-    for i, (partition, ok, seconds) in enumerate(run_partitions(plan, workers), 1):
-        echo(f"  publishing {partition.label} ({i}/{len(plan)}) {'done' if ok else 'FAILED'} in {seconds:.1f} s")
-        if not ok:
-            failed.append(partition.label)
+    failed, done = [], 0
+    for batch, outcome, seconds in run_batches(plan, workers):
+        done += len(outcome)
+        failures = [p.label for p, ok in outcome.items() if not ok]
+        echo(f"  publishing {batch.label} ({done}/{len(plan)}) "
+             + (f"FAILED: {', '.join(failures)}" if failures else "done") + f" in {seconds:.1f} s")
+        failed += failures
     if failed:
         raise RuntimeError(f"publication failed for {', '.join(failed)}; see the log above")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from publication_fixtures import add_rows
 
 from indicators.rules import build_warnings
 from pipelines.publish import publish_week
-from tutorwatch.runner import Partition, publication_plan, run_partitions
+from tutorwatch.runner import Batch, Partition, batch_plan, publication_plan, run_batches
 
 A, B, D = "91440104MA5AAAAA1A", "91440104MA5BBBBB1B", "91110105MA5DDDDD1D"
 W09, W10 = "2026-W09", "2026-W10"
@@ -68,8 +69,8 @@ def test_worker_processes_publish_the_same_lists_as_one_process(marts, tmp_path,
     outputs = {}
     for jobs in (1, 2):
         monkeypatch.setenv("TUTORWATCH_OUT", str(tmp_path / f"out{jobs}"))
-        done = list(run_partitions(plan, jobs))
-        assert sorted((p.label, ok) for p, ok, _ in done) == sorted((p.label, True) for p in plan)
+        done = [(p, ok) for _, outcome, _ in run_batches(plan, jobs) for p, ok in outcome.items()]
+        assert sorted((p.label, ok) for p, ok in done) == sorted((p.label, True) for p in plan)
         folder = tmp_path / f"out{jobs}" / "warnings"
         outputs[jobs] = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.csv")}
     assert len(outputs[1]) == 5 and outputs[2] == outputs[1]
@@ -83,17 +84,19 @@ def test_a_failed_partition_is_reported_and_the_others_still_publish(marts, tmp_
     monkeypatch.setenv("TUTORWATCH_OUT", str(tmp_path / "out"))
     (tmp_path / "out" / "warnings" / W10).mkdir(parents=True)
     (tmp_path / "out" / "warnings" / W10 / "11.manifest.json").write_text("{not json")  # a corrupt record
-    done = {p.label: ok for p, ok, _ in run_partitions([Partition(W10, "11", LISTS), Partition(W10, "44", LISTS)], 2)}
-    assert done == {f"{W10} 11": False, f"{W10} 44": True}
-    assert (tmp_path / "out" / "warnings" / W10 / "44.csv").exists()
+    for jobs in (1, 2):
+        done = {p.label: ok for _, outcome, _ in run_batches([Partition(W10, "11", LISTS), Partition(W10, "44", LISTS)],
+                                                             jobs) for p, ok in outcome.items()}
+        assert done == {f"{W10} 11": False, f"{W10} 44": True}
+        assert (tmp_path / "out" / "warnings" / W10 / "44.csv").exists()
 
 
 WORKER_SCRIPT = """
 import sys
-from tutorwatch.runner import Partition, run_partitions
+from tutorwatch.runner import Partition, run_batches
 if __name__ == "__main__":
     plan = [Partition("2026-W10", p, ("province_warning_lists",)) for p in ("11", "44") * 20]
-    for _ in run_partitions(plan, 2):
+    for _ in run_batches(plan, 2):
         pass
 """
 
@@ -140,3 +143,66 @@ def test_workers_and_their_fork_server_die_with_a_killed_run(marts, tmp_path, mo
     while any(alive(p) for p in helpers | workers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [p for p in helpers | workers if alive(p)]
+
+
+W07, W08 = "2026-W07", "2026-W08"
+REPORTS = LISTS + ("province_reports",)
+
+
+def test_batches_are_rectangles_of_consecutive_weeks_and_provinces_with_the_same_assets():
+    """A weekly run: lists of the rebuilt weeks, lists and reports of the newest; 11-12-13 are consecutive
+    province codes, 44 is not next to them; W08 of 44 is not in the plan, so its W07 and W09 are apart."""
+    plan = [Partition(w, p, LISTS) for w in (W07, W08) for p in ("11", "12", "13")] + [
+        Partition(W07, "44", LISTS), Partition(W09, "44", LISTS)] + [
+        Partition(W10, p, REPORTS) for p in ("13", "12", "11", "44")] + [
+        Partition(w, None, ("warning_lists",)) for w in (W07, W08, W09)] + [
+        Partition(W10, None, ("warning_lists", "weekly_reports"))]
+    assert batch_plan(plan, most=100) == [
+        Batch((W07, W08), ("11", "12", "13"), LISTS),
+        Batch((W07,), ("44",), LISTS),
+        Batch((W09,), ("44",), LISTS),
+        Batch((W10,), ("11", "12", "13"), REPORTS),
+        Batch((W10,), ("44",), REPORTS),
+        Batch((W07, W08, W09), None, ("warning_lists",)),
+        Batch((W10,), None, ("warning_lists", "weekly_reports")),
+    ]
+    small = batch_plan(plan, most=2)
+    assert max(len(b.partitions) for b in small) == 2
+    assert Counter(p for b in small for p in b.partitions) == Counter(plan)
+    assert Batch((W07,), ("11", "12"), LISTS) in small and Batch((W07, W08), None, ("warning_lists",)) in small
+
+
+def test_a_batch_is_one_run_with_each_partitions_own_materialisation(marts, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from pipelines.partitions import iso_week_partitions, week_province_key
+    from tutorwatch.runner import publish_batch
+
+    marts.close()
+    for name, path in (("WAREHOUSE", "warehouse.duckdb"), ("LANDING", "landing"), ("OUT", "out")):
+        monkeypatch.setenv(f"TUTORWATCH_{name}", str(tmp_path / path))
+    batch = Batch((W09, W10), ("43", "44"), LISTS)  # Hunan (43) has no institution
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(iso_week_partitions.name, [W09, W10])
+        _, outcome, _ = publish_batch(batch, instance)
+        assert outcome == dict.fromkeys(batch.partitions, True) and len(instance.get_run_records()) == 1
+        records = instance.fetch_materializations(dg.AssetKey("province_warning_lists"), limit=10).records
+        by_key = {r.partition_key: r.asset_materialization.metadata for r in records}
+        metadata = {(w, p): by_key.pop(week_province_key(w, p)) for w in (W09, W10) for p in ("43", "44")}
+        assert not by_key
+    assert {k: m["rows"].value for k, m in metadata.items() if k[1] == "43"} == {(W09, "43"): 0, (W10, "43"): 0}
+    assert metadata[(W10, "44")]["rows"].value == 1 and metadata[(W10, "44")]["written"].value  # A red, B quiet
+    assert sorted(p.name for p in (tmp_path / "out" / "warnings" / W10).glob("*.csv")) == ["44.csv"]
+
+
+def test_a_failed_batch_is_published_again_one_partition_per_run(marts, tmp_path, monkeypatch):
+    marts.close()
+    for name, path in (("WAREHOUSE", "warehouse.duckdb"), ("LANDING", "landing"), ("OUT", "out")):
+        monkeypatch.setenv(f"TUTORWATCH_{name}", str(tmp_path / path))
+    (tmp_path / "out" / "warnings" / W09).mkdir(parents=True)
+    (tmp_path / "out" / "warnings" / W09 / "44.manifest.json").write_text("{not json")  # a corrupt record
+    plan = [Partition(W09, "44", LISTS), Partition(W10, "44", LISTS)]
+    [(batch, outcome, _)] = run_batches(plan, 1)
+    assert batch == Batch((W09, W10), ("44",), LISTS)
+    assert outcome == {plan[0]: False, plan[1]: True}
+    assert (tmp_path / "out" / "warnings" / W10 / "44.csv").exists()

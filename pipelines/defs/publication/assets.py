@@ -3,6 +3,10 @@
 Per-province files are (week, province) partitions, so the provinces of a week publish in parallel runs;
 the national files are week partitions depending on every province of their week. All of them only read
 the warehouse (read-only connections, any number at once) and each partition writes its own files.
+
+Each asset also accepts a run over a range of partitions (a rectangle of weeks × provinces: `tutorwatch run`
+publishes a week's lists in one run, since Dagster's run set-up costs more than publishing a list) and
+records each partition's own metadata (`add_asset_metadata(..., partition_key=...)`).
 """
 
 import os
@@ -12,7 +16,7 @@ import dagster as dg
 
 from data_contracts.regions import PROVINCE_CODES
 from pipelines.partitions import (
-    iso_week_partitions, provinces_of_the_week, week_and_province, week_province_key, week_province_partitions,
+    iso_week_partitions, provinces_of_the_week, week_province_key, week_province_partitions,
 )
 from pipelines.publish import publish_national, publish_province, write_national_report, write_province_report
 from pipelines.resources import FoldersResource, WarehouseResource
@@ -25,6 +29,13 @@ WARNINGS = dg.AssetKey("warnings")  # pipelines/defs/publication/warnings.py
 # The national files follow once every province of their week is in (the automation sensor in `dg dev` or
 # a deployment with the daemon; `tutorwatch run` requests them itself).
 AFTER_THE_PROVINCES = dg.AutomationCondition.eager()
+
+
+def _week_provinces(context: dg.AssetExecutionContext):
+    """(partition key, week, province) of every partition of the run (one, or a range)."""
+    for key in context.partition_keys:
+        dimensions = week_province_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+        yield key, dimensions["week"], dimensions["province"]
 
 
 def _list_metadata(result) -> dict:
@@ -43,10 +54,11 @@ def _list_metadata(result) -> dict:
 )
 def province_warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                            folders: FoldersResource) -> dg.MaterializeResult:
-    week, province = week_and_province(context)
     with duckdb.get_connection(read_only=True) as con:
-        result = publish_province(con, folders.out, week, province)
-    return dg.MaterializeResult(metadata=_list_metadata(result))
+        for key, week, province in _week_provinces(context):
+            context.add_asset_metadata(_list_metadata(publish_province(con, folders.out, week, province)),
+                                       partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -60,8 +72,9 @@ def province_warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseR
 def warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                   folders: FoldersResource) -> dg.MaterializeResult:
     with duckdb.get_connection(read_only=True) as con:
-        result = publish_national(con, folders.out, context.partition_key)
-    return dg.MaterializeResult(metadata=_list_metadata(result))
+        for week in context.partition_keys:
+            context.add_asset_metadata(_list_metadata(publish_national(con, folders.out, week)), partition_key=week)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -73,10 +86,11 @@ def warning_lists(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
 )
 def province_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                      folders: FoldersResource) -> dg.MaterializeResult:
-    week, province = week_and_province(context)
     with duckdb.get_connection(read_only=True) as con:
-        files = write_province_report(con, folders.out, week, province)
-    return dg.MaterializeResult(metadata={"files": len(files)})
+        for key, week, province in _week_provinces(context):
+            files = write_province_report(con, folders.out, week, province)
+            context.add_asset_metadata({"files": len(files)}, partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -90,8 +104,10 @@ def province_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResourc
 def weekly_reports(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
                    folders: FoldersResource) -> dg.MaterializeResult:
     with duckdb.get_connection(read_only=True) as con:
-        path = write_national_report(con, folders.out, context.partition_key)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+        for week in context.partition_keys:
+            path = write_national_report(con, folders.out, week)
+            context.add_asset_metadata({"path": dg.MetadataValue.path(str(path))}, partition_key=week)
+    return dg.MaterializeResult()
 
 
 def publication_executor() -> dg.ExecutorDefinition:
