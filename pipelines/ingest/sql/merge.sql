@@ -8,13 +8,27 @@ WITH clean AS (
     SELECT * FROM _clean
 ),
 
+batch_keys AS (
+    SELECT DISTINCT {key_cols} FROM clean
+),
+
+-- the history and staging rows of the batch's keys only: a semi join probed by one scan, so the checks below
+-- join the batch with a table of its own size instead of hashing the whole history
+known_versions AS (
+    SELECT h.* FROM staging.{feed}_history AS h SEMI JOIN batch_keys AS clean ON {key_match_h}
+),
+
+existing_keys AS (
+    SELECT {key_cols_s} FROM staging.{feed} AS s SEMI JOIN batch_keys AS clean ON {key_match_s}
+),
+
 flagged AS (
     SELECT
         clean.*,
         NOT EXISTS (
-            SELECT 1 FROM staging.{feed}_history AS h WHERE {key_match_h} AND {content_match_h}
+            SELECT 1 FROM known_versions AS h WHERE {key_match_h} AND {content_match_h}
         ) AS _content_is_new,
-        EXISTS (SELECT 1 FROM staging.{feed} AS s WHERE {key_match_s}) AS _key_existed,
+        EXISTS (SELECT 1 FROM existing_keys AS s WHERE {key_match_s}) AS _key_existed,
         row_number() OVER (
             PARTITION BY {key_cols}, {content_cols} ORDER BY _delivery_date, _seq, _file, _row
         ) AS _copy_rank,
