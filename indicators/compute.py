@@ -84,7 +84,8 @@ def _select_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, from_
 
 def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
     """`ind_grid_start()`: Monday of the grid's first week, LOOKBACK_WEEKS before the first selected week
-    (the first calendar week at most); `ind_carry_week()`: the week before it, which holds the carry rows."""
+    (the first calendar week at most); `ind_carry_week()`: the week before it, which holds the carry rows;
+    `ind_grid_since()`: the grid's first instant (Monday 00:00 in the session's time zone, as date_trunc)."""
     start = con.execute(
         """
         SELECT coalesce(
@@ -97,6 +98,7 @@ def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()[0]
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_grid_start() AS DATE '{start.isoformat()}'")
     con.execute("CREATE OR REPLACE TEMP MACRO ind_carry_week() AS (ind_grid_start() - 7)")
+    con.execute("CREATE OR REPLACE TEMP MACRO ind_grid_since() AS ind_grid_start()::TIMESTAMPTZ")
 
 
 def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:

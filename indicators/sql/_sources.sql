@@ -5,6 +5,10 @@
 -- `*_carry` tables fold the earlier rows into one row per order or account for the cumulative indicators
 -- (aggregates only: no earlier row is kept, sorted or windowed). Refunds, complaints and filings are small
 -- and kept whole (their state changes fall in later weeks).
+-- The big feeds are split at ind_grid_since() (the grid's first Monday 00:00 Asia/Shanghai) on known_at
+-- itself, not on its week: `date_trunc('week', known_at) >= ind_grid_start()` is the same test, but the time
+-- zone arithmetic of date_trunc costs ~0.15 s per million rows and a plain comparison of the stored time
+-- lets DuckDB skip whole row groups. The carry takes the week of its latest row after aggregating.
 
 CREATE OR REPLACE TEMP VIEW ind_all_orders AS
 WITH orders AS (
@@ -27,7 +31,7 @@ WITH orders AS (
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM orders;
 
 CREATE OR REPLACE TEMP TABLE ind_orders AS
-SELECT * FROM ind_all_orders WHERE week_start >= ind_grid_start();
+SELECT * FROM ind_all_orders WHERE known_at >= ind_grid_since();
 
 CREATE OR REPLACE TEMP VIEW ind_all_consumptions AS
 WITH consumptions AS (
@@ -58,13 +62,15 @@ SELECT
     c.week_start
 FROM ind_all_consumptions AS c
 INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
-WHERE c.week_start >= ind_grid_start();
+WHERE c.known_at >= ind_grid_since();
 
 CREATE OR REPLACE TEMP TABLE ind_consumption_carry AS
 WITH per_order AS (
-    SELECT institution_id, order_id, count(*) AS consumptions, sum(hours) AS hours, max(week_start) AS last_week
+    SELECT
+        institution_id, order_id, count(*) AS consumptions, sum(hours) AS hours,
+        date_trunc('week', max(known_at))::DATE AS last_week
     FROM ind_all_consumptions
-    WHERE week_start < ind_grid_start()
+    WHERE known_at < ind_grid_since()
     GROUP BY ALL
 )
 SELECT
@@ -127,7 +133,7 @@ WITH movements AS (
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM movements;
 
 CREATE OR REPLACE TEMP TABLE ind_movements AS
-SELECT * FROM ind_all_movements WHERE week_start >= ind_grid_start();
+SELECT * FROM ind_all_movements WHERE known_at >= ind_grid_since();
 
 CREATE OR REPLACE TEMP TABLE ind_movement_carry AS
 SELECT
@@ -144,7 +150,7 @@ SELECT
     count(*) AS movements,
     max(week_start) AS last_week
 FROM ind_all_movements
-WHERE week_start < ind_grid_start()
+WHERE known_at < ind_grid_since()
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_complaints AS

@@ -36,9 +36,9 @@ order_weeks AS (
         sum(paid_fen),
         sum(list_price_fen),
         count(*) FILTER (WHERE is_over_cap),
-        max(week_start)
+        date_trunc('week', max(known_at))::DATE
     FROM ind_all_orders
-    WHERE week_start < ind_grid_start()
+    WHERE known_at < ind_grid_since()
     GROUP BY ALL
 ),
 consumption_weeks AS (
