@@ -2,9 +2,10 @@
 
 It passes iff every row the GX suite finds breaking a rule is held in quarantine and none of them
 reached staging: the GX suite is an independent reading of the same rules, so this proves the SQL
-routing lost nothing. The batch is validated a group of whole files at a time (at most CHUNK_ROWS rows
-unless one file is larger), so memory follows the chunk, not the batch; the flagged rows are compared
-with quarantine and staging in DuckDB.
+routing lost nothing. It reads the batch relation the routing evaluated (`ops.last_batch_<feed>_checked`:
+the typed rows and lookups; the rules themselves are GX's own). The batch is validated a group of whole
+files at a time (at most CHUNK_ROWS rows unless one file is larger), so memory follows the chunk, not the
+batch; the flagged rows are compared with quarantine and staging in DuckDB.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from data_contracts.expectations import validate_batches
-from data_contracts.feeds import FEEDS
 from data_contracts.rules import q
-from pipelines.ingest.loading import batch_relation_sql, batch_table, prepare
+from pipelines.ingest.loading import checked_table, prepare
 
 CHUNK_ROWS = 250_000
 
@@ -56,8 +56,8 @@ def file_chunks(file_rows: list[tuple[str, int]], chunk_rows: int) -> Iterator[l
 
 def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: int = CHUNK_ROWS) -> ContractOutcome:
     prepare(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _contract_batch AS SELECT * EXCLUDE (_row_json) FROM "
-                f"({batch_relation_sql(FEEDS[feed_name], batch_table(feed_name))}) ORDER BY _file, _row")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _contract_batch AS SELECT * EXCLUDE (_row_json) FROM "
+                f"{checked_table(feed_name)}")
     file_rows = con.execute("SELECT _file, count(*) FROM _contract_batch GROUP BY _file ORDER BY _file").fetchall()
     present = [name for name, *_ in con.execute("SELECT * FROM _contract_batch LIMIT 0").description]
 
@@ -85,7 +85,7 @@ def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: i
         [feed_name],
     ).fetchall()[0]
     con.unregister("_contract_flagged")
-    con.execute("DROP TABLE _contract_batch")
+    con.execute("DROP VIEW _contract_batch")
     return ContractOutcome(
         feed=feed_name,
         rows_checked=sum(n for _, n in file_rows),
