@@ -163,11 +163,12 @@ movement_weeks AS (
 ),
 account_week_balances AS (
     -- each account's balance after its last movement of the week (of the weeks before the grid: the carry)
-    SELECT institution_id, bank_code, account_id, week_start, balance_after_fen
+    -- (a hash aggregate: (booked_at, movement_id) is unique per account and never null)
+    SELECT
+        institution_id, bank_code, account_id, week_start,
+        arg_max(balance_after_fen, (booked_at, movement_id)) AS balance_after_fen
     FROM ind_movements
-    QUALIFY row_number() OVER (
-        PARTITION BY institution_id, bank_code, account_id, week_start ORDER BY booked_at DESC, movement_id DESC
-    ) = 1
+    GROUP BY ALL
     UNION ALL
     SELECT institution_id, bank_code, account_id, ind_carry_week(), balance_after_fen
     FROM ind_movement_carry
