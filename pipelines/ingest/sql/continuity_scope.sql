@@ -29,42 +29,42 @@ INNER JOIN changed AS c
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE _continuity_scope AS
-WITH positioned AS (
-    SELECT
-        m.*,
-        f.from_at,
-        f.from_id,
-        m.booked_at > f.from_at OR (m.booked_at = f.from_at AND m.movement_id >= f.from_id) AS is_recomputed
+WITH earlier AS (
+    -- positions before the first recomputed one (narrow: the whole rows are read only for the scope)
+    SELECT m.bank_code, m.account_id, m.booked_at, m.movement_id
     FROM staging.account_movements AS m
     INNER JOIN _continuity_from AS f
         ON m.bank_code IS NOT DISTINCT FROM f.bank_code AND m.account_id = f.account_id
+    WHERE m.booked_at < f.from_at OR (m.booked_at = f.from_at AND m.movement_id < f.from_id)
 ),
 
 seed_time AS (
     SELECT bank_code, account_id, max(booked_at) AS seed_at
-    FROM positioned
-    WHERE NOT is_recomputed
+    FROM earlier
     GROUP BY ALL
 ),
 
 seed AS (
-    SELECT p.bank_code, p.account_id, p.booked_at AS seed_at, max(p.movement_id) AS seed_id
-    FROM positioned AS p
+    SELECT e.bank_code, e.account_id, e.booked_at AS seed_at, max(e.movement_id) AS seed_id
+    FROM earlier AS e
     INNER JOIN seed_time AS s
-        ON p.bank_code IS NOT DISTINCT FROM s.bank_code AND p.account_id = s.account_id AND p.booked_at = s.seed_at
-    WHERE NOT p.is_recomputed
+        ON e.bank_code IS NOT DISTINCT FROM s.bank_code AND e.account_id = s.account_id AND e.booked_at = s.seed_at
     GROUP BY ALL
 )
 
-SELECT p.* EXCLUDE (from_at, from_id, is_recomputed)
-FROM positioned AS p
-WHERE p.is_recomputed
+SELECT m.*
+FROM staging.account_movements AS m
+INNER JOIN _continuity_from AS f
+    ON m.bank_code IS NOT DISTINCT FROM f.bank_code AND m.account_id = f.account_id
+WHERE (m.booked_at > f.from_at OR (m.booked_at = f.from_at AND m.movement_id >= f.from_id))
+    AND m.booked_at >= (SELECT min(from_at) FROM _continuity_from)  -- lets the scan skip older row groups
 UNION ALL BY NAME
-SELECT p.* EXCLUDE (from_at, from_id, is_recomputed)
-FROM positioned AS p
+SELECT m.*
+FROM staging.account_movements AS m
 INNER JOIN seed AS s
-    ON p.bank_code IS NOT DISTINCT FROM s.bank_code AND p.account_id = s.account_id
-    AND p.booked_at = s.seed_at AND p.movement_id = s.seed_id;
+    ON m.bank_code IS NOT DISTINCT FROM s.bank_code AND m.account_id = s.account_id
+    AND m.booked_at = s.seed_at AND m.movement_id = s.seed_id
+WHERE m.booked_at >= (SELECT min(seed_at) FROM seed);
 
 -- breaks at recomputed positions are replaced
 DELETE FROM staging.bank_continuity_breaks AS b
