@@ -56,13 +56,12 @@ def file_chunks(file_rows: list[tuple[str, int]], chunk_rows: int) -> Iterator[l
 
 def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: int = CHUNK_ROWS) -> ContractOutcome:
     prepare(con)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _contract_batch AS SELECT * EXCLUDE (_row_json) FROM "
-                f"{checked_table(feed_name)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _contract_batch AS SELECT * FROM {checked_table(feed_name)}")
     file_rows = con.execute("SELECT _file, count(*) FROM _contract_batch GROUP BY _file ORDER BY _file").fetchall()
     present = [name for name, *_ in con.execute("SELECT * FROM _contract_batch LIMIT 0").description]
 
     def frames(needed: set[str]) -> Iterator[pd.DataFrame]:
-        columns = ", ".join(q(c) for c in present if c in needed)  # not the row JSON nor unread columns
+        columns = ", ".join(q(c) for c in present if c in needed)  # not the columns the suite does not read
         for files in file_chunks(file_rows, chunk_rows):
             yield con.execute(f"SELECT {columns} FROM _contract_batch WHERE list_contains(?, _file) "
                               "ORDER BY _file, _row", [files]).df()

@@ -55,7 +55,8 @@ def checked_table(feed: str) -> str:
 
 
 def batch_relation_sql(feed: Feed, batch: str) -> str:
-    """The relation the rules are evaluated on: raw text `_raw_c`, typed `c`, lineage and lookups."""
+    """The relation the rules are evaluated on: raw text `_raw_c`, typed `c`, lineage and lookups (the row's
+    JSON for quarantine: `row_json_sql`)."""
     typed = ["_file", "_row", "_delivery_date", "_seq",
              "CAST(CAST(_delivery_date + 1 AS TIMESTAMP) AS TIMESTAMPTZ) AS _delivery_end"]
     for col in feed.columns:
@@ -64,11 +65,17 @@ def batch_relation_sql(feed: Feed, batch: str) -> str:
             continue
         typed.append(f"{q(col.name)} AS {q(raw(col.name))}")
         typed.append(q(col.name) if col.type == VARCHAR else f"try_cast({q(col.name)} AS {col.type}) AS {q(col.name)}")
-    row_json = ", ".join(f"{q(c)} := {q(c)}" for c in raw_columns(feed))
-    typed.append(f"CAST(to_json(struct_pack({row_json})) AS VARCHAR) AS _row_json")
     lookups = [f"{sql.format(batch=batch)} AS {q(name)}" for name, sql in lookups_for(feed.name).items()]
     return (f"WITH typed AS (SELECT {', '.join(typed)} FROM {batch}) "
             f"SELECT b.*{''.join(', ' + x for x in lookups)} FROM typed AS b")
+
+
+def row_json_sql(feed: Feed) -> str:
+    """A row of the batch relation as quarantine keeps it: the delivered text (personal data already replaced)
+    as JSON. Computed where a rule fails, not stored with the relation (it is as large as all the text)."""
+    copied = (PII_PSEUDONYM_COLUMN, PHONE_OK_COLUMN)
+    pairs = ", ".join(f"{q(c)} := {q(c) if c in copied else q(raw(c))}" for c in raw_columns(feed))
+    return f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)"
 
 
 def _detail_sql(columns: tuple[str, ...]) -> str:
@@ -274,7 +281,8 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, landing: Path, feed_name: str, p
 def _check_and_merge(con, feed: Feed, result: FeedResult) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {checked_table(feed.name)} AS "
                 f"{batch_relation_sql(feed, batch_table(feed.name))}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT * FROM {checked_table(feed.name)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {row_json_sql(feed)} AS _row_json "
+                f"FROM {checked_table(feed.name)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _failures AS {failures_sql(feed)}")
     con.execute(
         """INSERT INTO quarantine.rows
