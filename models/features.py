@@ -1,5 +1,6 @@
 """Model features: each indicator's level, its changes and trailing extremes, its rank in the province-week,
-and money indicators per yuan of prepaid liability.
+money indicators per yuan of prepaid liability, and counts from the feeds (sales and class hours against the
+institution's own earlier weeks, complaints, refund requests, ratings) with their ranks in the province-week.
 
 Every feature of a week reads that week's row and earlier rows of the same institution only (plus the other
 institutions of the same province-week for ranks), so a score never sees the future; the mart itself is
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import warnings
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from models.metrics import week_monday
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 MART = "marts.institution_week_indicators"
 KEY_COLUMNS = ("institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
@@ -30,6 +34,14 @@ CHUNK_ROWS = 500_000  # institution-weeks featured at a time (a national week is
 LIABILITY = "prepaid_liability_fen"
 PER_LIABILITY = ("release_beyond_consumed_fen", "reserve_shortfall_fen", "adjustment_out_fen_4w",
                  "supervised_balance_fen")  # sizes only mean something against the money owed to parents
+FEED_FEATURES = (  # `models/sql/feed_features.sql`, each under the indicator whose story it tells
+    "sales_spike_ratio__sales_4w_vs_own", "consumption_drop__hours_4w_vs_own",
+    "complaint_surge__complaints_4w", "complaint_surge__complaints_8w", "complaint_surge__complaints_8w_per_order",
+    "refund_request_surge__refunds_4w", "refund_request_surge__refunds_8w",
+    "refund_request_surge__refunds_8w_per_order", "rating_drop__mean_stars_8w", "rating_drop__low_share_8w",
+)
+FEED_HISTORY_WEEKS = 25  # the longest window of the feed features (orders of the last 26 weeks)
+FEED_TABLES = ("orders", "consumptions", "complaints", "refunds", "evaluations")
 
 
 def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list[str]:
@@ -50,7 +62,8 @@ def feature_names(indicators: list[str]) -> list[str]:
                   f"{i}{SEPARATOR}max{TRAILING_WEEKS}", f"{i}{SEPARATOR}min{TRAILING_WEEKS}", f"{i}{SEPARATOR}rank"]
     if LIABILITY in indicators:
         names += [f"{i}{SEPARATOR}per_liability" for i in PER_LIABILITY if i in indicators]
-    return names
+    feeds = [f for f in FEED_FEATURES if base_indicator(f) in indicators]
+    return names + feeds + [f"{f}_rank" for f in feeds]
 
 
 def base_indicator(feature: str) -> str:
@@ -105,23 +118,48 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
     return out
 
 
-def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None) -> pd.DataFrame:
+def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame | None:
+    """`FEED_FEATURES` of the mart rows of the weeks starting `first` … `last` (keyed by institution and week),
+    or None when the warehouse has no staging feeds.
+
+    Slow declines show in the feeds before any indicator moves: a few more complaints and refund requests over
+    8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks."""
+    present = {t for (t,) in con.execute("select table_name from information_schema.tables "
+                                         "where table_schema = 'staging'").fetchall()}
+    if not present.issuperset(FEED_TABLES):
+        return None
+    sql = (SQL_DIR / "feed_features.sql").read_text(encoding="utf-8")
+    history = first - timedelta(weeks=FEED_HISTORY_WEEKS)
+    return con.execute(sql, {"history": history, "first": first, "last": last}).df()
+
+
+def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None,
+                 feeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """The rows of the weeks from `first` on (default: all) with every feature of `feature_names(indicators)`;
     earlier rows of `frame` are only read as history, never featured (a national week has 150,000 rows and
     its history 8 more weeks of them).
 
     `frame` must hold `LOOKBACK_WEEKS` of earlier rows for the history features of its first weeks to be
-    complete (`load_features` does that)."""
+    complete (`load_features` does that). `feeds` are `feed_features` of those weeks (missing: no value)."""
     target = np.ones(len(frame), dtype=bool) if first is None else (frame["week_start"] >= pd.Timestamp(first)).to_numpy()
     derived = _history_features(frame, indicators, target) if len(frame) else {}
     rows = frame[target].reset_index(drop=True)
-    ranks = rows.groupby(["province_code", "week"])[indicators].rank(pct=True)
+    names = feature_names(indicators)
+    counted = [f for f in FEED_FEATURES if f in names]
+    if feeds is not None and counted:
+        placed = rows[["institution_id", "week"]].merge(feeds, on=["institution_id", "week"], how="left")
+        derived.update({f: placed[f].to_numpy(DTYPE) for f in counted})
+    else:
+        derived.update({f: np.full(len(rows), np.nan, dtype=DTYPE) for f in counted})
+    ranked = rows[["province_code", "week", *indicators]].assign(**{f: derived[f] for f in counted})
+    ranks = ranked.groupby(["province_code", "week"])[[*indicators, *counted]].rank(pct=True)
     derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy(DTYPE) for i in indicators})
+    derived.update({f"{f}_rank": ranks[f].to_numpy(DTYPE) for f in counted})
     if LIABILITY in indicators:
         liability = rows[LIABILITY].where(rows[LIABILITY] > 0)
         derived.update({f"{i}{SEPARATOR}per_liability": (rows[i] / liability).to_numpy(DTYPE)
                         for i in PER_LIABILITY if i in indicators})
-    extra = pd.DataFrame({n: derived[n] for n in feature_names(indicators) if n not in rows}, index=rows.index)
+    extra = pd.DataFrame({n: derived[n] for n in names if n not in rows}, index=rows.index)
     return pd.concat([rows, extra], axis=1)
 
 
@@ -133,7 +171,8 @@ def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None
     first = first_week or (bounds[0] if bounds else None)
     history_from = first - timedelta(weeks=LOOKBACK_WEEKS) if first else None
     mart, indicators = load_mart(con, history_from, last_week)
-    return add_features(mart, indicators, first), indicators, feature_names(indicators)
+    feeds = feed_features(con, first, last_week or bounds[1]) if first else None
+    return add_features(mart, indicators, first, feeds), indicators, feature_names(indicators)
 
 
 def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:

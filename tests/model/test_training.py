@@ -78,11 +78,14 @@ def test_registry_holds_models_metadata_and_card(trained):
     for key in ("training_weeks", "data_snapshot_sha256", "features", "libraries", "backtest", "seed"):
         assert saved[key], key
     # level, changes over 1, 4 and 8 weeks, 8-week max and min, rank in the province-week (no liability column
-    # in this mart, so no shares of it)
+    # in this mart, so no shares of it); of the feed counts only sales against the own earlier weeks, filed under
+    # sales_spike_ratio, and its rank (complaints, refunds and ratings belong to indicators this mart lacks)
     assert {f for f in saved["features"] if f.startswith("coverage_ratio")} == {
         "coverage_ratio", "coverage_ratio__chg1", "coverage_ratio__chg4", "coverage_ratio__chg8",
         "coverage_ratio__max8", "coverage_ratio__min8", "coverage_ratio__rank"}
-    assert len(saved["features"]) == 7 * len(INDICATORS)
+    assert set(saved["features"]) - {f"{i}{suffix}" for i in INDICATORS for suffix in (
+        "", "__chg1", "__chg4", "__chg8", "__max8", "__min8", "__rank")} == {
+        "sales_spike_ratio__sales_4w_vs_own", "sales_spike_ratio__sales_4w_vs_own_rank"}
     assert saved["backtest"]["folds"] >= 4
     assert "# Model card" in (folder / "model_card.md").read_text(encoding="utf-8")
     for name in MODEL_NAMES:

@@ -1,0 +1,140 @@
+-- Feed counts a regulator reads beside the indicators, for the mart rows of the weeks starting $first … $last:
+-- sales and class hours of the last 4 weeks against the institution's own weeks t−15 … t−4, complaints and refund
+-- requests over 4 and 8 weeks (also per order of the last 26 weeks), mean stars and the share of 1–2-star
+-- ratings over 8 weeks. Windows run over the institution's mart weeks from $history (25 weeks before $first)
+-- on; every count reads the week's own and earlier events only (by event time, in the connection's time zone
+-- like the mart's weeks).
+with grid as (
+    select
+        institution_id,
+        week,
+        week_start::date as week_start
+    from marts.institution_week_indicators
+    where week_start::date between $history and $last
+),
+
+weekly_orders as (
+    select
+        institution_id,
+        date_trunc('week', paid_at)::date as week_start,
+        count(*) as orders,
+        sum(paid_fen) as paid_fen
+    from staging.orders
+    where status <> 'cancelled' and paid_at >= $history
+    group by all
+),
+
+weekly_hours as (
+    select
+        institution_id,
+        date_trunc('week', consumed_at)::date as week_start,
+        sum(class_hours) as class_hours
+    from staging.consumptions
+    where consumed_at >= $history
+    group by all
+),
+
+weekly_complaints as (
+    select
+        institution_id,
+        date_trunc('week', received_at)::date as week_start,
+        count(*) as complaints
+    from staging.complaints
+    where received_at >= $history
+    group by all
+),
+
+weekly_refunds as (
+    select
+        institution_id,
+        date_trunc('week', requested_at)::date as week_start,
+        count(*) as refunds
+    from staging.refunds
+    where requested_at >= $history
+    group by all
+),
+
+weekly_ratings as (
+    select
+        institution_id,
+        date_trunc('week', rated_at)::date as week_start,
+        count(*) as ratings,
+        sum(stars) as stars,
+        count(*) filter (where stars <= 2) as low_ratings
+    from staging.evaluations
+    where rated_at >= $history
+    group by all
+),
+
+weeks as (
+    select
+        -- keys
+        grid.institution_id,
+        grid.week,
+        grid.week_start,
+        -- counts and sums of the week
+        coalesce(weekly_orders.orders, 0) as orders,
+        coalesce(weekly_orders.paid_fen, 0) as paid_fen,
+        coalesce(weekly_hours.class_hours, 0) as class_hours,
+        coalesce(weekly_complaints.complaints, 0) as complaints,
+        coalesce(weekly_refunds.refunds, 0) as refunds,
+        coalesce(weekly_ratings.ratings, 0) as ratings,
+        coalesce(weekly_ratings.stars, 0) as stars,
+        coalesce(weekly_ratings.low_ratings, 0) as low_ratings
+    from grid
+    left join weekly_orders using (institution_id, week_start)
+    left join weekly_hours using (institution_id, week_start)
+    left join weekly_complaints using (institution_id, week_start)
+    left join weekly_refunds using (institution_id, week_start)
+    left join weekly_ratings using (institution_id, week_start)
+),
+
+windows as (
+    select
+        institution_id,
+        week,
+        week_start,
+        -- last 4 weeks against the own weeks t−15 … t−4
+        sum(paid_fen) over last_4 as paid_fen_4w,
+        sum(paid_fen) over own_base as paid_fen_base,
+        sum(class_hours) over last_4 as class_hours_4w,
+        sum(class_hours) over own_base as class_hours_base,
+        -- complaints, refunds and ratings
+        sum(orders) over last_26 as orders_26w,
+        sum(complaints) over last_4 as complaints_4w,
+        sum(complaints) over last_8 as complaints_8w,
+        sum(refunds) over last_4 as refunds_4w,
+        sum(refunds) over last_8 as refunds_8w,
+        sum(ratings) over last_8 as ratings_8w,
+        sum(stars) over last_8 as stars_8w,
+        sum(low_ratings) over last_8 as low_ratings_8w
+    from weeks
+    window
+        last_4 as (partition by institution_id order by week_start range between interval 21 day preceding and current row),
+        last_8 as (partition by institution_id order by week_start range between interval 49 day preceding and current row),
+        last_26 as (partition by institution_id order by week_start range between interval 175 day preceding and current row),
+        own_base as (partition by institution_id order by week_start
+                     range between interval 105 day preceding and interval 28 day preceding)
+)
+
+select
+    -- keys
+    institution_id,
+    week,
+    -- sales and attendance against the institution's own earlier weeks (log ratio, 3 base weeks per 4-week block)
+    ln(1 + paid_fen_4w) - ln(1 + coalesce(paid_fen_base, 0) / 3) as "sales_spike_ratio__sales_4w_vs_own",
+    ln(1 + class_hours_4w) - ln(1 + coalesce(class_hours_base, 0) / 3) as "consumption_drop__hours_4w_vs_own",
+    -- complaints
+    complaints_4w::double as "complaint_surge__complaints_4w",
+    complaints_8w::double as "complaint_surge__complaints_8w",
+    complaints_8w / greatest(orders_26w, 1) as "complaint_surge__complaints_8w_per_order",
+    -- refund requests
+    refunds_4w::double as "refund_request_surge__refunds_4w",
+    refunds_8w::double as "refund_request_surge__refunds_8w",
+    refunds_8w / greatest(orders_26w, 1) as "refund_request_surge__refunds_8w_per_order",
+    -- ratings
+    stars_8w / nullif(ratings_8w, 0) as "rating_drop__mean_stars_8w",
+    low_ratings_8w / nullif(ratings_8w, 0) as "rating_drop__low_share_8w"
+from windows
+where week_start >= $first
+order by week, institution_id

@@ -1,0 +1,101 @@
+"""Feed counts by hand on a tiny warehouse: sales and class hours against the institution's own earlier weeks,
+complaints, refund requests and ratings over 4 and 8 weeks, their ranks in the province-week; events after a
+week never reach its features, events before it do."""
+
+from datetime import timedelta
+
+import math
+
+import pandas as pd
+import pytest
+from model_fixtures import FIRST_MONDAY, filing, iso_week, mart_row, write_warehouse
+
+from models.features import FEED_FEATURES, load_features
+from pipelines.warehouse import connect
+
+A, B = "91440000MA0000001X", "91440000MA0000002X"
+INDICATORS = ("sales_spike_ratio", "consumption_drop", "complaint_surge", "refund_request_surge", "rating_drop")
+WEEKS = 12
+
+
+def _at(week: int, day: int = 2) -> str:
+    """Wednesday (by default) 10:00 in Beijing of week `week`."""
+    return f"{FIRST_MONDAY + timedelta(weeks=week, days=day)} 10:00:00+08"
+
+
+def _events(complaint_weeks=(3, 6, 6), rating_weeks=((5, 1), (6, 5))) -> dict[str, list[tuple]]:
+    """A pays 1,000 fen a week in weeks 0–7 and 100 fen in weeks 8–11 (plus a cancelled order), consumes 2 class
+    hours a week, complains in `complaint_weeks`, requests a refund in week 9 and rates (week, stars); B is silent."""
+    return {
+        "orders": [(f"o{w}", A, 1000 if w < 8 else 100, _at(w), "paid") for w in range(WEEKS)]
+        + [("ox", A, 50_000, _at(10), "cancelled")],
+        "consumptions": [(f"c{w}", f"o{w}", A, _at(w), 2) for w in range(WEEKS)],
+        "complaints": [(f"k{n}", A, _at(w)) for n, w in enumerate(complaint_weeks)],
+        "refunds": [("r0", "o1", A, _at(9), 500)],
+        "evaluations": [(f"e{n}", f"o{w}", A, _at(w), stars) for n, (w, stars) in enumerate(rating_weeks)],
+    }
+
+
+COLUMNS = {
+    "orders": "order_id, institution_id, paid_fen, paid_at, status",
+    "consumptions": "consumption_id, order_id, institution_id, consumed_at, class_hours",
+    "complaints": "complaint_id, institution_id, received_at",
+    "refunds": "refund_id, order_id, institution_id, requested_at, requested_fen",
+    "evaluations": "evaluation_id, order_id, institution_id, rated_at, stars",
+}
+
+
+def _warehouse(path, events):
+    rows = [mart_row(i, FIRST_MONDAY + timedelta(weeks=w), "44", {}) for w in range(WEEKS) for i in (A, B)]
+    filings = pd.DataFrame([filing(i, FIRST_MONDAY, "registered", "44", None, FIRST_MONDAY) for i in (A, B)])
+    write_warehouse(path, pd.DataFrame(rows), filings, INDICATORS)
+    con = connect(path)
+    for table, values in events.items():
+        marks = ", ".join("?" * len(COLUMNS[table].split(",")))
+        con.executemany(f"insert into staging.{table} ({COLUMNS[table]}) values ({marks})", values)
+    con.close()
+    return path
+
+
+def _row(frame, inst, week):
+    return frame[(frame["institution_id"] == inst) & (frame["week"] == iso_week(FIRST_MONDAY + timedelta(weeks=week)))].iloc[0]
+
+
+def test_feed_features_by_hand(tmp_path):
+    frame, _, features = load_features(connect(_warehouse(tmp_path / "w.duckdb", _events())))
+    assert set(FEED_FEATURES) <= set(features)
+    a7, a11, b7 = _row(frame, A, 7), _row(frame, A, 11), _row(frame, B, 7)
+    assert a7["complaint_surge__complaints_4w"] == 2  # weeks 4–7
+    assert a7["complaint_surge__complaints_8w"] == 3  # weeks 0–7
+    assert a7["complaint_surge__complaints_8w_per_order"] == pytest.approx(3 / 8)  # 8 paid orders so far
+    assert a7["rating_drop__mean_stars_8w"] == pytest.approx(3.0)
+    assert a7["rating_drop__low_share_8w"] == pytest.approx(0.5)
+    assert a7["refund_request_surge__refunds_8w"] == 0
+    assert a11["refund_request_surge__refunds_8w_per_order"] == pytest.approx(1 / 12)  # the cancelled order is no sale
+    # weeks 8–11 against weeks 0–7 (the own weeks t−15 … t−4 that exist), 3 base weeks per 4-week block
+    assert a11["sales_spike_ratio__sales_4w_vs_own"] == pytest.approx(math.log(401) - math.log(1 + 8000 / 3), rel=1e-5)
+    assert a11["consumption_drop__hours_4w_vs_own"] == pytest.approx(math.log(9) - math.log(1 + 16 / 3), rel=1e-5)
+    assert b7["complaint_surge__complaints_8w"] == 0 and pd.isna(b7["rating_drop__mean_stars_8w"])
+    assert a7["complaint_surge__complaints_8w_rank"] == 1.0 and b7["complaint_surge__complaints_8w_rank"] == 0.5
+
+
+def test_feed_features_read_only_the_past(tmp_path):
+    base = load_features(connect(_warehouse(tmp_path / "base.duckdb", _events())))[0]
+    later = _events(complaint_weeks=(3, 6, 6, 8, 9), rating_weeks=((5, 1), (6, 5), (8, 1)))
+    future = load_features(connect(_warehouse(tmp_path / "future.duckdb", later)))[0]
+    feeds = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_FEATURES)]
+    pd.testing.assert_series_equal(_row(base, A, 7)[feeds], _row(future, A, 7)[feeds])
+    assert _row(future, A, 9)["complaint_surge__complaints_4w"] == 4  # the test can fail: later weeks see them
+    earlier = load_features(connect(_warehouse(tmp_path / "past.duckdb", _events(complaint_weeks=(3, 5, 6, 6)))))[0]
+    assert _row(earlier, A, 7)["complaint_surge__complaints_8w"] == 4
+
+
+def test_a_range_of_weeks_reads_its_feed_history(tmp_path):
+    """Week 11 alone gets the feed features it gets from the whole history (its 26-week windows reach back)."""
+    con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
+    whole = load_features(con)[0]
+    monday = FIRST_MONDAY + timedelta(weeks=11)
+    part = load_features(con, monday, monday)[0]
+    feeds = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_FEATURES)]
+    expected = whole[whole["week_start"] == pd.Timestamp(monday)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part[feeds], expected[feeds])
