@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -210,13 +211,19 @@ def batch_plan(plan: list[Partition], most: int) -> list[Batch]:
 
 @cache
 def _publication_job(assets: tuple[str, ...]) -> dg.JobDefinition:
-    """The job `dg.materialize(defs.assets, selection=assets)` builds, built once per process: rebuilding it
-    for each of a first run's ~1,300 partitions cost more than publishing the list."""
-    from pipelines.definitions import defs
+    """The job `dg.materialize(assets, selection=assets)` builds, built once per process: rebuilding it for each
+    of a first run's ~1,300 partitions cost more than publishing the list. Built from the publication package
+    alone (its upstream assets are only keys here): a worker that imported the whole code location paid ~2 s
+    more, mostly scikit-learn for the model assets it never runs."""
+    from pipelines.defs import publication
+    from pipelines.resources import default_resources
 
+    with warnings.catch_warnings():  # package-module loading is "preview", as in pipelines/definitions.py
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        definitions = dg.load_definitions_from_package_module(publication)
     job = dg.define_asset_job(name="__ephemeral_asset_job__", selection=list(assets))
-    return dg.Definitions(jobs=[job], assets=list(defs.assets or []), resources=defs.resources).resolve_job_def(
-        job.name)
+    return dg.Definitions(jobs=[job], assets=list(definitions.assets or []),
+                          resources=default_resources()).resolve_job_def(job.name)
 
 
 def _add_weeks(instance: dg.DagsterInstance, weeks: list[str]) -> None:
