@@ -5,8 +5,8 @@ the first chart) so they open on an office PC without internet. WeasyPrint does 
 static plotly export would need kaleido and a browser, so the PDF draws its bar charts as plain SVG and
 shows the trends as tables; fonts come from Debian's fonts-noto-cjk and are embedded by WeasyPrint.
 
-Reports describe the current state of `marts.warnings`; they are regenerated on every run (unlike the
-lists, which are immutable snapshots).
+Reports describe the current state of `marts.warnings`; they are rewritten whenever it changed (unlike the
+lists, which are immutable snapshots); a province report whose page would be identical is not rendered again.
 """
 
 from __future__ import annotations
@@ -234,20 +234,29 @@ def write_national_report(con: duckdb.DuckDBPyConnection, out: Path, week: str) 
 
 def write_province_report(con: duckdb.DuckDBPyConnection, out: Path, week: str, province: str,
                           pdf: bool = True) -> list[Path]:
-    """`<province>.html` and (with `pdf`) `<province>.pdf`; nothing when the province had no active institution."""
+    """`<province>.html` and (with `pdf`) `<province>.pdf`; nothing when the province had no active institution.
+
+    A report whose page would not change is left as it is: rendering it again costs ~0.6 s a province, mostly
+    the PDF, on every rerun of a week. The page is the commit point: it is removed before and written after
+    the PDF, so an existing page always has the PDF of the same data beside it.
+    """
     if province not in active_provinces(con, week):
         return []
     data = report_data(con, week, province)
     page = _folder(out, week) / f"{province}.html"
-    _clean(page)
-    write_atomic(page, render_html(data).encode("utf-8"))
-    if not pdf:
-        return [page]
-    from weasyprint import HTML  # heavy import, only where PDFs are made
-
     document = page.with_suffix(".pdf")
-    write_atomic(document, HTML(string=render_pdf_html(data)).write_pdf())
-    return [page, document]
+    files = [page, document] if pdf else [page]
+    html = render_html(data).encode("utf-8")
+    if all(f.exists() for f in files) and page.read_bytes() == html:
+        return files
+    _clean(page)
+    page.unlink(missing_ok=True)
+    if pdf:
+        from weasyprint import HTML  # heavy import, only where PDFs are made
+
+        write_atomic(document, HTML(string=render_pdf_html(data)).write_pdf())
+    write_atomic(page, html)
+    return files
 
 
 def write_reports(con: duckdb.DuckDBPyConnection, out: Path, week: str, pdf: bool = True) -> list[Path]:

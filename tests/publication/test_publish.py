@@ -209,3 +209,25 @@ def test_reports_html_embeds_plotly_once_and_pdf_text_matches_the_list(marts, tm
     for row in listed:
         assert row["institution_id"] in text and row["name"] in text
     assert "红色预警2家" in text and "本周移出1家" in text
+
+
+def test_an_unchanged_report_is_not_rendered_again_and_a_changed_one_is(marts, tmp_path):
+    if shutil.which("fc-list") is None:
+        pytest.skip("fontconfig missing")
+    from pipelines.publish import write_province_report
+
+    folder = tmp_path / "reports" / W10
+    write_province_report(marts, tmp_path, W10, "44")
+    first = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    assert set(first) == {"44.html", "44.pdf"}
+    write_province_report(marts, tmp_path, W10, "44")  # same warnings: both files kept as they are
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()} == first
+
+    (folder / "44.pdf").unlink()  # e.g. written earlier without PDFs: the missing PDF is made
+    write_province_report(marts, tmp_path, W10, "44")
+    assert (folder / "44.pdf").read_bytes().startswith(b"%PDF")
+
+    marts.execute("update marts.warnings set name = '广州丙培训中心' where institution_id = ? and week = ?", [A, W10])
+    write_province_report(marts, tmp_path, W10, "44")
+    text = "".join("".join(page.extract_text() for page in PdfReader(folder / "44.pdf").pages).split())
+    assert "广州丙培训中心" in text and "广州丙培训中心" in (folder / "44.html").read_text(encoding="utf-8")
