@@ -22,6 +22,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from models.features import matrix
+from models.metrics import week_monday
 
 SEED = 20260323
 LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
@@ -31,6 +32,7 @@ MIN_POSITIVES_PER_BLOCK = 2
 MAX_FIT_NEGATIVES = 300_000  # negatives kept for training (sampled at one rate; weights undo the skew)
 PREDICT_ROWS = 100_000
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
+RECENCY_WEEKS = 26  # a training week's weight is e^(−its age in weeks / 26): last half-year's closures lead
 
 
 def threads_for(n_rows: int):
@@ -124,6 +126,17 @@ def sample_rows(frame: pd.DataFrame, seed: int, weeks=None, cap: int = MAX_FIT_N
     return frame[keep], np.where(negative, prior / chance, 1.0)[keep]
 
 
+def recency_weights(weeks: pd.Series) -> np.ndarray:
+    """Fit weights e^(−age / `RECENCY_WEEKS`), the age counted in weeks before the latest week of `weeks`.
+
+    Stories and the market drift: on inner folds of the training data (never the backtest's test blocks), with
+    the feed counts, weighting recent weeks put 284 instead of 271 positives in the top k (every fold gained);
+    26 weeks was fixed beforehand, not tuned."""
+    mondays = weeks.map({w: pd.Timestamp(week_monday(w)) for w in weeks.unique()})
+    age = (mondays.max() - mondays).dt.days.to_numpy() / 7
+    return np.exp(-age / RECENCY_WEEKS)
+
+
 def _calibrated(model: Pipeline, calibration_rows: pd.DataFrame, weights: np.ndarray, features: list[str]
                 ) -> CalibratedClassifierCV:
     calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")
@@ -140,7 +153,7 @@ def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: in
     A probe with the same settings is fitted on the earlier weeks and calibrated on the later ones; the model
     fitted on all the weeks inherits that calibration. The latest closures are the most like the next ones:
     keeping them out of the fit, as calibrating the model itself would, cost 0.009 of precision@k on the
-    province backtest (0.114 → 0.123)."""
+    province backtest (0.114 → 0.123). Both fits weigh recent weeks more (`recency_weights`)."""
     rows, weights = sample_rows(frame, seed, weeks, cap)
     split = split_weeks(rows)
     fit = rows["week"].isin(split.fit_weeks).to_numpy()
@@ -148,9 +161,11 @@ def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: in
     keep = [j for j in range(len(features)) if np.isfinite(x[:, j]).any()]
     y = rows["label"].to_numpy()
     with threads_for(len(rows)):
-        probe = make_estimator(name, keep, seed).fit(x[fit], y[fit])
+        probe = make_estimator(name, keep, seed).fit(
+            x[fit], y[fit], model__sample_weight=recency_weights(rows["week"][fit]))
         calibrated = _calibrated(probe, rows[~fit], weights[~fit], features)
-        model = FrozenEstimator(make_estimator(name, keep, seed).fit(x, y))
+        model = FrozenEstimator(make_estimator(name, keep, seed).fit(
+            x, y, model__sample_weight=recency_weights(rows["week"])))
     calibrated.estimator = calibrated.calibrated_classifiers_[0].estimator = model
     return calibrated, split
 

@@ -13,12 +13,18 @@ from sklearn.frozen import FrozenEstimator
 from models import registry
 from models.dataset import load_dataset
 from models.features import load_features
-from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict
+from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict, recency_weights
 from pipelines.warehouse import connect
 
 
 def _digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.round(values, 12).tobytes()).hexdigest()
+
+
+def test_recent_weeks_weigh_more():
+    """e^(−age / 26 weeks), the age counted from the latest week, across a year boundary (2025 has 52 ISO weeks)."""
+    weights = recency_weights(pd.Series(["2026-W27", "2026-W01", "2025-W52", "2026-W27", "2026-W14"]))
+    assert weights == pytest.approx([1.0, np.exp(-1), np.exp(-27 / 26), 1.0, np.exp(-0.5)])
 
 
 def test_same_seed_gives_the_same_predictions(synthetic_warehouse):
