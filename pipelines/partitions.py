@@ -20,8 +20,3 @@ with warnings.catch_warnings():  # "beta" since 1.5; it would open every `tutorw
 
 def week_province_key(week: str, province: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"week": week, "province": province})
-
-
-def week_and_province(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension
-    return keys["week"], keys["province"]
