@@ -54,9 +54,10 @@ SELECT
     c.institution_id,
     c.order_id,
     c.consumption_id,
-    -- quantities: the value consumed is paid_fen * hours / order.class_hours (exact, DOUBLE)
+    -- quantities: the value consumed is paid_fen * hours / order.class_hours, in millionths of a fen: a DECIMAL
+    -- sums exactly in any order, where DOUBLE sums of parallel threads flip a rounded fen between two runs
     c.hours,
-    o.paid_fen * c.hours / o.class_hours AS value_fen,
+    (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6) AS value_fen,
     -- times
     c.known_at,
     c.week_start
@@ -77,10 +78,10 @@ SELECT
     -- ids
     c.institution_id,
     c.order_id,
-    -- quantities: valued once per order
+    -- quantities: valued once per order (like ind_consumptions)
     c.consumptions,
     c.hours,
-    o.paid_fen * c.hours / o.class_hours AS value_fen,
+    (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6) AS value_fen,
     -- times
     c.last_week
 FROM per_order AS c
