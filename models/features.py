@@ -130,7 +130,8 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd
         return None
     sql = (SQL_DIR / "feed_features.sql").read_text(encoding="utf-8")
     history = first - timedelta(weeks=FEED_HISTORY_WEEKS)
-    return con.execute(sql, {"history": history, "first": first, "last": last}).df()
+    return con.execute(sql, {"history": history, "first": first, "last": last,
+                             "until": last + timedelta(weeks=1)}).df()
 
 
 def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None,

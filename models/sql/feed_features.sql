@@ -2,8 +2,9 @@
 -- sales and class hours of the last 4 weeks against the institution's own weeks t−15 … t−4, complaints and refund
 -- requests over 4 and 8 weeks (also per order of the last 26 weeks), mean stars and the share of 1–2-star
 -- ratings over 8 weeks. Windows run over the institution's mart weeks from $history (25 weeks before $first)
--- on; every count reads the week's own and earlier events only (by event time, in the connection's time zone
--- like the mart's weeks).
+-- on, and events are read up to $until (the end of week $last: a chunk of early weeks does not aggregate the
+-- rest of the history); every count reads the week's own and earlier events only (by event time, in the
+-- connection's time zone like the mart's weeks).
 with grid as (
     select
         institution_id,
@@ -20,7 +21,7 @@ weekly_orders as (
         count(*) as orders,
         sum(paid_fen) as paid_fen
     from staging.orders
-    where status <> 'cancelled' and paid_at >= $history
+    where status <> 'cancelled' and paid_at >= $history and paid_at < $until
     group by all
 ),
 
@@ -30,7 +31,7 @@ weekly_hours as (
         date_trunc('week', consumed_at)::date as week_start,
         sum(class_hours) as class_hours
     from staging.consumptions
-    where consumed_at >= $history
+    where consumed_at >= $history and consumed_at < $until
     group by all
 ),
 
@@ -40,7 +41,7 @@ weekly_complaints as (
         date_trunc('week', received_at)::date as week_start,
         count(*) as complaints
     from staging.complaints
-    where received_at >= $history
+    where received_at >= $history and received_at < $until
     group by all
 ),
 
@@ -50,7 +51,7 @@ weekly_refunds as (
         date_trunc('week', requested_at)::date as week_start,
         count(*) as refunds
     from staging.refunds
-    where requested_at >= $history
+    where requested_at >= $history and requested_at < $until
     group by all
 ),
 
@@ -62,7 +63,7 @@ weekly_ratings as (
         sum(stars) as stars,
         count(*) filter (where stars <= 2) as low_ratings
     from staging.evaluations
-    where rated_at >= $history
+    where rated_at >= $history and rated_at < $until
     group by all
 ),
 
