@@ -1,6 +1,7 @@
 """Model features: each indicator's level, its changes and trailing extremes, its rank in the province-week,
-money indicators per yuan of prepaid liability, and counts from the feeds (sales and class hours against the
-institution's own earlier weeks, complaints, refund requests, ratings) with their ranks in the province-week.
+money indicators per yuan of prepaid liability, counts from the feeds (sales and class hours against the
+institution's own earlier weeks, complaints, refund requests, ratings) with their ranks in the province-week, and
+the staff count of the filings against earlier filings.
 
 Every feature of a week reads that week's row and earlier rows of the same institution only (plus the other
 institutions of the same province-week for ranks), so a score never sees the future; the mart itself is
@@ -34,12 +35,17 @@ CHUNK_ROWS = 500_000  # institution-weeks featured at a time (a national week is
 LIABILITY = "prepaid_liability_fen"
 PER_LIABILITY = ("release_beyond_consumed_fen", "reserve_shortfall_fen", "adjustment_out_fen_4w",
                  "supervised_balance_fen")  # sizes only mean something against the money owed to parents
-FEED_FEATURES = (  # `models/sql/feed_features.sql`, each under the indicator whose story it tells
+FEED_COUNTS = (  # `models/sql/feed_features.sql`, each under the indicator whose story it tells, each ranked
     "sales_spike_ratio__sales_4w_vs_own", "consumption_drop__hours_4w_vs_own",
     "complaint_surge__complaints_4w", "complaint_surge__complaints_8w", "complaint_surge__complaints_8w_per_order",
     "refund_request_surge__refunds_4w", "refund_request_surge__refunds_8w",
     "refund_request_surge__refunds_8w_per_order", "rating_drop__mean_stars_8w", "rating_drop__low_share_8w",
 )
+STAFF_CHANGES = (  # the same query: staff counts of the filings against earlier filings (mostly 1, never ranked)
+    "staff_unverified_share__staff_vs_13w", "staff_unverified_share__staff_vs_max_26w",
+    "staff_unverified_share__largest_staff_cut_26w",
+)
+FEED_FEATURES = FEED_COUNTS + STAFF_CHANGES
 FEED_HISTORY_WEEKS = 25  # the longest window of the feed features (orders of the last 26 weeks)
 FEED_TABLES = ("orders", "consumptions", "complaints", "refunds", "evaluations")
 
@@ -63,7 +69,7 @@ def feature_names(indicators: list[str]) -> list[str]:
     if LIABILITY in indicators:
         names += [f"{i}{SEPARATOR}per_liability" for i in PER_LIABILITY if i in indicators]
     feeds = [f for f in FEED_FEATURES if base_indicator(f) in indicators]
-    return names + feeds + [f"{f}_rank" for f in feeds]
+    return names + feeds + [f"{f}_rank" for f in feeds if f in FEED_COUNTS]
 
 
 def base_indicator(feature: str) -> str:
@@ -123,7 +129,8 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd
     or None when the warehouse has no staging feeds.
 
     Slow declines show in the feeds before any indicator moves: a few more complaints and refund requests over
-    8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks."""
+    8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks, and a filing that
+    cuts the staff."""
     present = {t for (t,) in con.execute("select table_name from information_schema.tables "
                                          "where table_schema = 'staging'").fetchall()}
     if not present.issuperset(FEED_TABLES):
@@ -152,10 +159,11 @@ def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None 
         derived.update({f: placed[f].to_numpy(DTYPE) for f in counted})
     else:
         derived.update({f: np.full(len(rows), np.nan, dtype=DTYPE) for f in counted})
-    ranked = rows[["province_code", "week", *indicators]].assign(**{f: derived[f] for f in counted})
-    ranks = ranked.groupby(["province_code", "week"])[[*indicators, *counted]].rank(pct=True)
+    counts = [f for f in counted if f in FEED_COUNTS]
+    ranked = rows[["province_code", "week", *indicators]].assign(**{f: derived[f] for f in counts})
+    ranks = ranked.groupby(["province_code", "week"])[[*indicators, *counts]].rank(pct=True)
     derived.update({f"{i}{SEPARATOR}rank": ranks[i].to_numpy(DTYPE) for i in indicators})
-    derived.update({f"{f}_rank": ranks[f].to_numpy(DTYPE) for f in counted})
+    derived.update({f"{f}_rank": ranks[f].to_numpy(DTYPE) for f in counts})
     if LIABILITY in indicators:
         liability = rows[LIABILITY].where(rows[LIABILITY] > 0)
         derived.update({f"{i}{SEPARATOR}per_liability": (rows[i] / liability).to_numpy(DTYPE)

@@ -1,8 +1,9 @@
 -- Feed counts a regulator reads beside the indicators, for the mart rows of the weeks starting $first … $last:
 -- sales and class hours of the last 4 weeks against the institution's own weeks t−15 … t−4, complaints and refund
 -- requests over 4 and 8 weeks (also per order of the last 26 weeks), mean stars and the share of 1–2-star
--- ratings over 8 weeks. Windows run over the institution's mart weeks from $history (25 weeks before $first)
--- on, and events are read up to $until (the end of week $last: a chunk of early weeks does not aggregate the
+-- ratings over 8 weeks, and the staff count filed against the one in force 13 weeks before, the most filed in 26
+-- weeks and the largest cut from one filing to the next in 26 weeks. Windows run over the institution's mart
+-- weeks from $history (25 weeks before $first) on, and events are read up to $until (the end of week $last: a chunk of early weeks does not aggregate the
 -- rest of the history); every count reads the week's own and earlier events only (by event time, in the
 -- connection's time zone like the mart's weeks).
 with grid as (
@@ -64,6 +65,55 @@ weekly_ratings as (
         count(*) filter (where stars <= 2) as low_ratings
     from staging.evaluations
     where rated_at >= $history and rated_at < $until
+    group by all
+),
+
+staff_filings as (
+    -- the staff count filed each day (the smallest when one day has several filings), against the previous day's
+    select
+        institution_id,
+        record_date,
+        min(staff_count) as staff_count,
+        min(staff_count) / nullif(lag(min(staff_count)) over (partition by institution_id order by record_date), 0)
+            as staff_step
+    from staging.institutions
+    where staff_count is not null and record_date < $until
+    group by institution_id, record_date
+),
+
+featured as (
+    select
+        institution_id,
+        week,
+        week_start + 6 as week_end
+    from grid
+    where week_start >= $first
+),
+
+staff_now as (
+    select featured.institution_id, featured.week, staff_filings.staff_count as staff_now
+    from featured
+    asof left join staff_filings
+        on staff_filings.institution_id = featured.institution_id and featured.week_end >= staff_filings.record_date
+),
+
+staff_13w as (
+    select featured.institution_id, featured.week, staff_filings.staff_count as staff_13w
+    from featured
+    asof left join staff_filings
+        on staff_filings.institution_id = featured.institution_id and featured.week_end - 91 >= staff_filings.record_date
+),
+
+staff_26w as (
+    select
+        featured.institution_id,
+        featured.week,
+        max(staff_filings.staff_count) as staff_max_26w,
+        min(staff_filings.staff_step) as staff_cut_26w
+    from featured
+    inner join staff_filings
+        on staff_filings.institution_id = featured.institution_id
+        and staff_filings.record_date between featured.week_end - 181 and featured.week_end
     group by all
 ),
 
@@ -135,7 +185,14 @@ select
     refunds_8w / greatest(orders_26w, 1) as "refund_request_surge__refunds_8w_per_order",
     -- ratings
     stars_8w / nullif(ratings_8w, 0) as "rating_drop__mean_stars_8w",
-    low_ratings_8w / nullif(ratings_8w, 0) as "rating_drop__low_share_8w"
+    low_ratings_8w / nullif(ratings_8w, 0) as "rating_drop__low_share_8w",
+    -- staff of the filings (a cut before the doors close)
+    staff_now / nullif(staff_13w, 0) as "staff_unverified_share__staff_vs_13w",
+    staff_now / nullif(staff_max_26w, 0) as "staff_unverified_share__staff_vs_max_26w",
+    staff_cut_26w as "staff_unverified_share__largest_staff_cut_26w"
 from windows
+left join staff_now using (institution_id, week)
+left join staff_13w using (institution_id, week)
+left join staff_26w using (institution_id, week)
 where week_start >= $first
 order by week, institution_id

@@ -1,6 +1,6 @@
 """Feed counts by hand on a tiny warehouse: sales and class hours against the institution's own earlier weeks,
-complaints, refund requests and ratings over 4 and 8 weeks, their ranks in the province-week; events after a
-week never reach its features, events before it do."""
+complaints, refund requests and ratings over 4 and 8 weeks, their ranks in the province-week, and the staff of
+the filings against earlier filings; events after a week never reach its features, events before it do."""
 
 from datetime import timedelta
 
@@ -10,11 +10,16 @@ import pandas as pd
 import pytest
 from model_fixtures import FIRST_MONDAY, filing, iso_week, mart_row, write_warehouse
 
-from models.features import FEED_FEATURES, load_features
+from models.features import FEED_COUNTS, FEED_FEATURES, STAFF_CHANGES, load_features
 from pipelines.warehouse import connect
 
 A, B = "91440000MA0000001X", "91440000MA0000002X"
-INDICATORS = ("sales_spike_ratio", "consumption_drop", "complaint_surge", "refund_request_surge", "rating_drop")
+INDICATORS = ("sales_spike_ratio", "consumption_drop", "complaint_surge", "refund_request_surge", "rating_drop",
+              "staff_unverified_share")
+FEEDS = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_COUNTS)]
+# (institution, days after the first Monday, event, staff count): A registered 100 days before the mart with 10
+# staff and cut them to 6 on Wednesday of week 5; B grew from 8 to 9 in week 2
+STAFF = ((A, -100, "registered", 10), (A, 37, "updated", 6), (B, -100, "registered", 8), (B, 16, "updated", 9))
 WEEKS = 12
 
 
@@ -45,9 +50,11 @@ COLUMNS = {
 }
 
 
-def _warehouse(path, events):
+def _warehouse(path, events, staff=STAFF):
     rows = [mart_row(i, FIRST_MONDAY + timedelta(weeks=w), "44", {}) for w in range(WEEKS) for i in (A, B)]
-    filings = pd.DataFrame([filing(i, FIRST_MONDAY, "registered", "44", None, FIRST_MONDAY) for i in (A, B)])
+    filings = pd.DataFrame([
+        {**filing(i, FIRST_MONDAY + timedelta(days=day), event, "44", None, FIRST_MONDAY), "staff_count": count}
+        for i, day, event, count in staff])
     write_warehouse(path, pd.DataFrame(rows), filings, INDICATORS)
     con = connect(path)
     for table, values in events.items():
@@ -83,8 +90,7 @@ def test_feed_features_read_only_the_past(tmp_path):
     base = load_features(connect(_warehouse(tmp_path / "base.duckdb", _events())))[0]
     later = _events(complaint_weeks=(3, 6, 6, 8, 9), rating_weeks=((5, 1), (6, 5), (8, 1)))
     future = load_features(connect(_warehouse(tmp_path / "future.duckdb", later)))[0]
-    feeds = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_FEATURES)]
-    pd.testing.assert_series_equal(_row(base, A, 7)[feeds], _row(future, A, 7)[feeds])
+    pd.testing.assert_series_equal(_row(base, A, 7)[FEEDS], _row(future, A, 7)[FEEDS])
     assert _row(future, A, 9)["complaint_surge__complaints_4w"] == 4  # the test can fail: later weeks see them
     earlier = load_features(connect(_warehouse(tmp_path / "past.duckdb", _events(complaint_weeks=(3, 5, 6, 6)))))[0]
     assert _row(earlier, A, 7)["complaint_surge__complaints_8w"] == 4
@@ -96,6 +102,28 @@ def test_a_range_of_weeks_reads_its_feed_history(tmp_path):
     whole = load_features(con)[0]
     monday = FIRST_MONDAY + timedelta(weeks=11)
     part = load_features(con, monday, monday)[0]
-    feeds = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_FEATURES)]
     expected = whole[whole["week_start"] == pd.Timestamp(monday)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(part[feeds], expected[feeds])
+    pd.testing.assert_frame_equal(part[FEEDS], expected[FEEDS])
+
+
+def test_staff_changes_by_hand(tmp_path):
+    frame, _, features = load_features(connect(_warehouse(tmp_path / "w.duckdb", _events())))
+    assert set(STAFF_CHANGES) <= set(features) and not any(f"{f}_rank" in features for f in STAFF_CHANGES)
+    a4, a7, b7 = _row(frame, A, 4), _row(frame, A, 7), _row(frame, B, 7)
+    assert a4["staff_unverified_share__staff_vs_13w"] == 1.0  # 10 in force, 10 at the end of week -9
+    assert a4["staff_unverified_share__staff_vs_max_26w"] == 1.0  # day -100 is within 26 weeks of week 4's end
+    assert pd.isna(a4["staff_unverified_share__largest_staff_cut_26w"])  # a registration follows no filing
+    assert a7["staff_unverified_share__staff_vs_13w"] == pytest.approx(0.6)  # 6 against 10
+    assert a7["staff_unverified_share__staff_vs_max_26w"] == pytest.approx(0.6)  # 6 against the 10 of day -100
+    assert a7["staff_unverified_share__largest_staff_cut_26w"] == pytest.approx(0.6)
+    assert b7["staff_unverified_share__staff_vs_max_26w"] == pytest.approx(1.0)  # 9 against 9 (both in 26 weeks)
+    assert b7["staff_unverified_share__largest_staff_cut_26w"] == pytest.approx(9 / 8)  # a rise is no cut
+
+
+def test_a_later_staff_cut_stays_out_of_earlier_weeks(tmp_path):
+    base = load_features(connect(_warehouse(tmp_path / "base.duckdb", _events())))[0]
+    cut = (*STAFF, (A, 65, "updated", 3))  # Wednesday of week 9
+    future = load_features(connect(_warehouse(tmp_path / "future.duckdb", _events(), cut)))[0]
+    pd.testing.assert_series_equal(_row(base, A, 8)[FEEDS], _row(future, A, 8)[FEEDS])
+    assert _row(future, A, 9)["staff_unverified_share__largest_staff_cut_26w"] == pytest.approx(0.5)
+    assert _row(future, A, 9)["staff_unverified_share__staff_vs_13w"] == pytest.approx(0.3)
