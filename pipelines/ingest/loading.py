@@ -1,7 +1,8 @@
 """Loading a feed: new files and retried quarantined rows form one batch, checked and merged set-based.
 
-Steps per feed: read each new file (ledger row per file), stack the rows into `ops.last_batch_<feed>`
-(text columns, personal data already replaced), type them and add the lookups the rules need
+Steps per feed: read each new file (its ledger row is written with the merge) and stack the rows into
+`ops.last_batch_<feed>` (text columns, personal data already replaced; whole files in groups of at most
+`GROUP_ROWS` rows). Then, group after group in one transaction: type them and add the lookups the rules need
 (`ops.last_batch_<feed>_checked`, kept for the contract asset check), evaluate every rule of
 `data_contracts.rules` in one SQL pass, route breaking rows to `quarantine.rows`, merge the rest into
 staging (`merge.sql`), and write the per-file counts to `ops.files`.
@@ -25,6 +26,7 @@ from pipelines.warehouse import create_staging_tables
 
 SQL_DIR = Path(__file__).parent / "sql"
 Progress = Callable[[str], None] | None
+GROUP_ROWS = 4_000_000  # new rows checked and merged at a time (a national history's consumptions: 13 groups)
 
 
 def sql_file(name: str) -> str:
@@ -57,7 +59,7 @@ def checked_table(feed: str) -> str:
 def batch_relation_sql(feed: Feed, batch: str) -> str:
     """The relation the rules are evaluated on: raw text `_raw_c`, typed `c`, lineage and lookups (the row's
     JSON for quarantine: `row_json_sql`)."""
-    typed = ["_file", "_row", "_delivery_date", "_seq",
+    typed = ["_file", "_row", "_delivery_date", "_seq", "_group",
              "CAST(CAST(_delivery_date + 1 AS TIMESTAMP) AS TIMESTAMPTZ) AS _delivery_end"]
     for col in feed.columns:
         if col.name == PII_PHONE_COLUMN:
@@ -119,16 +121,33 @@ class FeedResult:
         }
 
 
-def _ledger(con, delivery: Delivery, sha: str | None, status: str, reason: str | None = None,
+@dataclass
+class _Ledger:
+    """The ledger rows (`ops.files`) and file stats (`ops.file_stats`) of the files a run read, written in the
+    merge's transaction: a run killed before its merge leaves no file marked as processed, so the rerun reads
+    them all again."""
+
+    files: list[list] = field(default_factory=list)
+    stats: list[list] = field(default_factory=list)
+
+    def add(self, delivery: Delivery, sha: str | None, status: str, reason: str | None = None,
             rows: int | None = None, amount: int | None = None) -> None:
-    con.execute(
-        "INSERT INTO ops.files (file_name, feed, sha256, delivery_date, status, reason, rows_delivered, "
-        "amount_fen_delivered, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [delivery.name, delivery.feed, sha, delivery.delivery_date, status, reason, rows, amount],
-    )
+        self.files.append([delivery.name, delivery.feed, sha, delivery.delivery_date, status, reason, rows, amount])
+
+    def loaded(self, sha: str) -> bool:
+        """Whether this run already read a file with this content."""
+        return any(row[2] == sha and row[4] == "loaded" for row in self.files)
+
+    def write(self, con) -> None:
+        if self.stats:
+            con.executemany("INSERT INTO ops.file_stats VALUES (?, ?, ?)", self.stats)
+        if self.files:
+            con.executemany(
+                "INSERT INTO ops.files (file_name, feed, sha256, delivery_date, status, reason, rows_delivered, "
+                "amount_fen_delivered, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())", self.files)
 
 
-def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: FeedResult,
+def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: FeedResult, ledger: _Ledger,
                     progress: Progress) -> Iterator[pa.Table]:
     """The table of each file not yet seen, one at a time; rejected and duplicate files go to the ledger only.
 
@@ -140,15 +159,16 @@ def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: Feed
         stat = delivery.path.stat()
         if (delivery.name, stat.st_size, stat.st_mtime_ns) in known:
             continue
-        con.execute("INSERT INTO ops.file_stats VALUES (?, ?, ?)", [delivery.name, stat.st_size, stat.st_mtime_ns])
+        ledger.stats.append([delivery.name, stat.st_size, stat.st_mtime_ns])
         data = delivery.path.read_bytes()
         sha = sha256_of(data)
         seen = con.execute("SELECT status FROM ops.files WHERE file_name = ? AND sha256 = ?",
                            [delivery.name, sha]).fetchall()
         if seen:
             continue  # this very file was processed by an earlier run
-        if con.execute("SELECT 1 FROM ops.files WHERE sha256 = ? AND status = 'loaded'", [sha]).fetchall():
-            _ledger(con, delivery, sha, "duplicate", "same content already loaded under another name")
+        if ledger.loaded(sha) or con.execute("SELECT 1 FROM ops.files WHERE sha256 = ? AND status = 'loaded'",
+                                             [sha]).fetchall():
+            ledger.add(delivery, sha, "duplicate", "same content already loaded under another name")
             result.files_duplicate += 1
             _say(progress, f"{feed.name}: {delivery.name} duplicate of a loaded file, skipped")
             continue
@@ -157,12 +177,12 @@ def _read_new_files(con, feed: Feed, landing: Path, pii_key: bytes, result: Feed
                 raise Rejected(delivery.misnamed)
             read = read_delivery(delivery, feed, pii_key, data)
         except Rejected as exc:
-            _ledger(con, delivery, sha, "rejected", str(exc))
+            ledger.add(delivery, sha, "rejected", str(exc))
             result.files_rejected += 1
             result.rejections[delivery.name] = str(exc)
             _say(progress, f"{feed.name}: {delivery.name} REJECTED: {exc}")
             continue
-        _ledger(con, delivery, sha, "loaded", None, read.rows, read.amount_total)
+        ledger.add(delivery, sha, "loaded", None, read.rows, read.amount_total)
         result.files_loaded += 1
         _say(progress, f"{feed.name}: {delivery.name} read, {read.rows} rows")
         n = read.rows
@@ -181,7 +201,8 @@ def _say(progress: Progress, message: str) -> None:
 
 
 def _start_batch(con, feed: Feed) -> None:
-    """`ops.last_batch_<feed>`: the quarantined rows waiting only on references; the new files' rows follow."""
+    """`ops.last_batch_<feed>`: the quarantined rows waiting only on references (group 0); the new files' rows
+    follow."""
     text_cols = ", ".join(
         f"CAST(json_extract(row_json, '$.{c}') AS BOOLEAN) AS {q(c)}" if c == PHONE_OK_COLUMN
         else f"json_extract_string(row_json, '$.{c}') AS {q(c)}" for c in raw_columns(feed)
@@ -196,15 +217,27 @@ def _start_batch(con, feed: Feed) -> None:
             HAVING bool_and(list_contains(?, rule))
         )
         SELECT file_name AS _file, row_number AS _row, tw_delivery_date(file_name) AS _delivery_date,
-               tw_seq(file_name) AS _seq, {text_cols}
+               tw_seq(file_name) AS _seq, 0 AS _group, {text_cols}
         FROM waiting""",
         [feed.name, referential],
     )
 
 
-def _append_to_batch(con, feed: Feed, table: pa.Table) -> None:
+def _fill_batch(con, feed: Feed, tables: Iterator[pa.Table]) -> int:
+    """Append each file's rows to the batch, whole files in groups of at most `GROUP_ROWS` rows (a larger file
+    alone), numbered from 0; returns the number of groups."""
+    group, rows = 0, 0
+    for table in tables:
+        if rows and rows + table.num_rows > GROUP_ROWS:
+            group, rows = group + 1, 0
+        rows += table.num_rows
+        _append_to_batch(con, feed, table, group)  # one file in memory at a time; DuckDB spills the batch
+    return group + 1
+
+
+def _append_to_batch(con, feed: Feed, table: pa.Table, group: int) -> None:
     con.register("_incoming", table)
-    con.execute(f"INSERT INTO {batch_table(feed.name)} BY NAME SELECT * FROM _incoming")
+    con.execute(f"INSERT INTO {batch_table(feed.name)} BY NAME SELECT *, {int(group)} AS _group FROM _incoming")
     con.unregister("_incoming")
 
 
@@ -265,12 +298,18 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, landing: Path, feed_name: str, p
     feed = FEEDS[feed_name]
     result = FeedResult(feed_name)
     prepare(con)
+    # The batch is this run's scratch and is filled outside the transaction: inside one, DuckDB kept every
+    # appended file's Arrow buffers alive until the commit (national consumptions: 8 GB beyond its pool).
+    ledger = _Ledger()
+    _start_batch(con, feed)
+    groups = _fill_batch(con, feed, _read_new_files(con, feed, Path(landing), pii_key, result, ledger, progress))
     con.execute("BEGIN TRANSACTION")
     try:
-        _start_batch(con, feed)
-        for table in _read_new_files(con, feed, Path(landing), pii_key, result, progress):
-            _append_to_batch(con, feed, table)  # one file in memory at a time; DuckDB spills the batch
-        _check_and_merge(con, feed, result)
+        ledger.write(con)
+        for group in range(groups):
+            if groups > 1:
+                _say(progress, f"{feed.name}: checking and merging group {group + 1} of {groups}")
+            _check_and_merge(con, feed, result, group)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -278,11 +317,20 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, landing: Path, feed_name: str, p
     return result
 
 
-def _check_and_merge(con, feed: Feed, result: FeedResult) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {checked_table(feed.name)} AS "
-                f"{batch_relation_sql(feed, batch_table(feed.name))}")
+def _check_and_merge(con, feed: Feed, result: FeedResult, group: int) -> None:
+    """Route and merge one group of the batch; the checked table collects every group for the contract check.
+
+    Groups are merged in delivery order, each against staging as the earlier groups left it, the way weekly
+    runs follow each other: a national history is never checked, joined or sorted in one piece."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _group_batch AS "
+                f"SELECT * FROM {batch_table(feed.name)} WHERE _group = {int(group)}")
+    relation = batch_relation_sql(feed, "_group_batch")
+    if group == 0:
+        con.execute(f"CREATE OR REPLACE TABLE {checked_table(feed.name)} AS {relation}")
+    else:
+        con.execute(f"INSERT INTO {checked_table(feed.name)} {relation}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {row_json_sql(feed)} AS _row_json "
-                f"FROM {checked_table(feed.name)}")
+                f"FROM {checked_table(feed.name)} WHERE _group = {int(group)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _failures AS {failures_sql(feed)}")
     con.execute(
         """INSERT INTO quarantine.rows
@@ -299,7 +347,7 @@ def _check_and_merge(con, feed: Feed, result: FeedResult) -> None:
                           AND f.rule = r.rule)""",
         [feed.name],
     ).fetchall()[0][0]
-    result.rows_released = int(released)
+    result.rows_released += int(released)
     staging_cols = ", ".join(q(c.name) for c in staging_columns(feed) if c.name != "_loaded_at")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _clean AS
@@ -311,8 +359,11 @@ def _check_and_merge(con, feed: Feed, result: FeedResult) -> None:
         "SELECT count(*) FILTER (WHERE _is_insert), count(*) FILTER (WHERE _is_new AND NOT _is_insert), "
         "count(*) FILTER (WHERE NOT _is_new) FROM _versions"
     ).fetchall()[0]
-    result.rows_inserted, result.rows_corrected, result.rows_unchanged = (int(x) for x in counts)
-    result.quarantined_per_rule = dict(
-        con.execute("SELECT rule, count(*) FROM _failures GROUP BY rule ORDER BY rule").fetchall()
-    )
+    result.rows_inserted += int(counts[0])
+    result.rows_corrected += int(counts[1])
+    result.rows_unchanged += int(counts[2])
+    failures = dict(con.execute("SELECT rule, count(*) FROM _failures GROUP BY rule").fetchall())
+    earlier = result.quarantined_per_rule
+    result.quarantined_per_rule = {rule: earlier.get(rule, 0) + failures.get(rule, 0)
+                                   for rule in sorted({*earlier, *failures})}
     _file_counts(con, feed)

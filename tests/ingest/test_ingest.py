@@ -242,3 +242,22 @@ def test_a_consumption_delivered_twice_counts_once_against_the_order(con, landin
     ingest_landing(con, landing, PII_KEY)
     assert one(con, "SELECT count(*) FROM quarantine.rows") == [(0,)]
     assert one(con, "SELECT sum(class_hours) FROM staging.consumptions") == [(40,)]
+
+
+def test_the_batch_holds_no_earlier_files_arrow_buffers(con, landing, monkeypatch):
+    """Each file's rows are handed to DuckDB and released before the next file is read: appended inside the
+    merge's transaction, DuckDB kept every file's Arrow buffers until the commit (8 GB at national scale)."""
+    from pipelines.ingest import loading
+
+    write_feed(landing, "institutions", [GOOD["institutions"]])
+    for day in range(10, 18):
+        write_feed(landing, "orders", [row("orders", order_id=f"O{day}-{i}", parent_phone=f"138{i:08d}")
+                                       for i in range(20_000)], date=f"202603{day}")
+    ingest_feed(con, landing, "institutions", PII_KEY)
+    held = []  # Arrow bytes alive when a file is appended: that file's and whatever DuckDB kept of earlier ones
+    append = loading._append_to_batch
+    monkeypatch.setattr(loading, "_append_to_batch",
+                        lambda *args: (held.append(pa.total_allocated_bytes()), append(*args)))
+    result = ingest_feed(con, landing, "orders", PII_KEY)
+    assert result.files_loaded == 8 and result.rows_inserted == 8 * 20_000
+    assert len(held) == 8 and held[-1] < 2 * held[0]
