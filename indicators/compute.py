@@ -7,6 +7,11 @@ same name, and the mart joins them all on `k`. Windows over the dense grid make 
 week end" a row frame, so the whole history is computed at once with no Python loop over institutions
 or weeks.
 
+Indicators are per institution (every window partitions by institution), so the institutions are cut into
+chunks by a hash of their id, each holding about `CHUNK_FEED_ROWS` consumptions and bank movements, and
+computed one chunk after the other into a temporary table; the mart takes them in one statement. A national
+history in one piece spilled more than 60 GB to disk.
+
 Recomputing only some weeks (late rows, a new week) does not rebuild the grid over the whole history: the
 grid starts `LOOKBACK_WEEKS` before the first recomputed week, and the earlier rows are folded into one
 carry row per institution (sums only), so running totals stay exact while the cost follows the weeks
@@ -16,6 +21,7 @@ mart's last computation (`_computed_at`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,10 +33,11 @@ from indicators.registry import INDICATORS, NAMES, SQL_DIR
 MART = "marts.institution_week_indicators"
 STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
+CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of institutions (a province's history)
 TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
-    "ind_state", "ind_weekly", "ind_selected_weeks",
+    "ind_state", "ind_weekly", "ind_selected_weeks", "ind_mart_rows",
 )
 TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
@@ -101,6 +108,19 @@ def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP MACRO ind_grid_since() AS ind_grid_start()::TIMESTAMPTZ")
 
 
+def institution_chunks(con: duckdb.DuckDBPyConnection) -> int:
+    """How many chunks of institutions to compute one after the other (one for all but the largest data)."""
+    rows = con.execute("SELECT (SELECT count(*) FROM staging.consumptions) "
+                       "+ (SELECT count(*) FROM staging.account_movements)").fetchone()[0]
+    return max(1, math.ceil(rows / CHUNK_FEED_ROWS))
+
+
+def _select_chunk(con: duckdb.DuckDBPyConnection, chunk: int, chunks: int) -> None:
+    """`ind_in_chunk(institution_id)`: whether an institution belongs to this chunk (the sources filter on it)."""
+    test = "true" if chunks == 1 else f"hash(institution_id) % {int(chunks)} = {int(chunk)}"
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_in_chunk(institution_id) AS {test}")
+
+
 def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:
     """One narrow temporary table (k, value) per indicator, named after it, in registry order (so
     coverage_ratio can read prepaid_liability_fen); narrow tables keep memory low at national scale."""
@@ -109,13 +129,13 @@ def _create_indicator_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def mart_select() -> str:
-    """The SELECT of the mart's rows: active grid rows of the selected weeks, one column per indicator, and
-    when they were computed (what the scores and the next refresh compare against)."""
+    """The SELECT of the mart's rows of this chunk: active grid rows of the selected weeks, one column per
+    indicator (the mart adds when they were computed: what the scores and the next refresh compare against)."""
     identity = ", ".join(f"s.{c}" for c in IDENTITY_COLUMNS)
     values = ",\n    ".join(f"{i.name}.{i.name}::DOUBLE AS {i.name}" for i in INDICATORS)
     joins = "\n".join(f"LEFT JOIN {i.name} USING (k)" for i in INDICATORS)
     return (
-        f"SELECT {identity},\n    {values},\n    now() AS _computed_at\nFROM ind_state AS s\n{joins}\n"
+        f"SELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
         "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)"
     )
 
@@ -137,10 +157,15 @@ def compute_institution_week_indicators(
         con.execute(_sql("_calendar"))
         _select_weeks(con, weeks, from_week)
         _create_grid_macros(con)
-        for step in STEPS:
-            con.execute(_sql(step))
-        _create_indicator_tables(con)
-        select = mart_select()
+        chunks = institution_chunks(con)
+        for chunk in range(chunks):
+            _select_chunk(con, chunk, chunks)
+            for step in STEPS:
+                con.execute(_sql(step))
+            _create_indicator_tables(con)
+            into = "CREATE OR REPLACE TEMP TABLE ind_mart_rows AS" if chunk == 0 else "INSERT INTO ind_mart_rows"
+            con.execute(f"{into} {mart_select()}")
+        select = "SELECT *, now() AS _computed_at FROM ind_mart_rows"
         if full:
             con.execute(f"CREATE OR REPLACE TABLE {MART} AS {select}")
         else:

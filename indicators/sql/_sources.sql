@@ -1,4 +1,4 @@
--- Step 2: each feed's rows with the time they are known (ind_known_at: the event time, or with
+-- Step 2: each feed's rows of the institutions of this chunk (ind_in_chunk) with the time they are known (ind_known_at: the event time, or with
 -- as_of_delivery the later of event time and delivery date) and the ISO week (Asia/Shanghai) of that time.
 -- Views `ind_all_<feed>` hold every row; the tables hold the rows of the grid's weeks (ind_grid_start() on:
 -- the whole history on a full run, the recomputed weeks and their look-back on an incremental one).
@@ -27,6 +27,7 @@ WITH orders AS (
         ind_known_at(paid_at, _delivery_date) AS known_at
     FROM staging.orders
     WHERE status = 'paid'  -- cancelled orders are excluded from every week
+        AND ind_in_chunk(institution_id)
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM orders;
 
@@ -45,6 +46,7 @@ WITH consumptions AS (
         -- times
         ind_known_at(consumed_at, _delivery_date) AS known_at
     FROM staging.consumptions
+    WHERE ind_in_chunk(institution_id)
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM consumptions;
 
@@ -106,6 +108,7 @@ WITH refunds AS (
             WHEN 'rejected' THEN ind_known_at(decided_at, _delivery_date)
         END AS closed_known_at
     FROM staging.refunds
+    WHERE ind_in_chunk(institution_id)
 )
 SELECT
     *,
@@ -130,6 +133,7 @@ WITH movements AS (
         booked_at,
         ind_known_at(booked_at, _delivery_date) AS known_at
     FROM staging.account_movements
+    WHERE ind_in_chunk(institution_id)
 )
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM movements;
 
@@ -170,6 +174,7 @@ WITH complaints AS (
             THEN ind_known_at(coalesce(resolved_at, responded_at, received_at), _delivery_date)
         END AS closed_known_at
     FROM staging.complaints
+    WHERE ind_in_chunk(institution_id)
 )
 SELECT
     *,
@@ -184,6 +189,7 @@ WITH evaluations AS (
         stars,
         date_trunc('week', ind_known_at(rated_at, _delivery_date))::DATE AS week_start
     FROM staging.evaluations
+    WHERE ind_in_chunk(institution_id)
 )
 SELECT * FROM evaluations WHERE week_start >= ind_grid_start();
 
@@ -192,4 +198,5 @@ SELECT
     *,
     ind_known_at(record_date::TIMESTAMPTZ, _delivery_date)::DATE AS known_date,
     event IN ('closed', 'revoked') AS is_terminal
-FROM staging.institutions;
+FROM staging.institutions
+WHERE ind_in_chunk(institution_id);

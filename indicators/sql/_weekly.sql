@@ -190,7 +190,7 @@ break_weeks AS (
     SELECT b.institution_id, c.week_start, count(*) AS continuity_breaks
     FROM staging.bank_continuity_breaks AS b
     INNER JOIN ind_calendar AS c ON c.week = b.week
-    WHERE c.week_start >= ind_grid_start()
+    WHERE c.week_start >= ind_grid_start() AND ind_in_chunk(b.institution_id)
     GROUP BY ALL
 )
 SELECT
