@@ -210,7 +210,7 @@ def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED,
     derived = [f for f in ds.features if f not in ds.indicators]
     narrow = [c for c in frame.columns if c not in derived]
     for fold in folds:
-        test = frame[frame["week"].isin(fold.test_weeks) & frame["observed"]]
+        test = ds.test_rows(fold.test_weeks)
         try:
             scores = {name: predict(fit_calibrated(name, frame, ds.features, seed, fold.train_weeks)[0], test,
                                     ds.features) for name in MODEL_NAMES}

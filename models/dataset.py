@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from models import rule_score
 from models.features import DTYPE, MART, load_features, week_chunks, week_range
@@ -18,7 +22,7 @@ from models.training import SEED
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
 UNREAD = ("week_end", "county_code", "name", "category", "mode")  # strings training never reads: memory only
-PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept outside the whole weeks (a province history is kept whole)
+PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept in the labelled rows (a province history is kept whole)
 
 
 @dataclass
@@ -29,6 +33,16 @@ class Dataset:
     weeks: list[str]  # every ISO week from the first to the last in the mart, without holes
     closures: pd.DataFrame  # abnormal closures from the filings: institution_id, closure_date
     rules: pd.DataFrame | None  # the transparent rule score per institution-week, when indicators.rules has one
+    whole: Path | None = None  # every observed row of the whole weeks with its features (Parquet), or None
+    _scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # holds `whole`
+
+    def test_rows(self, weeks) -> pd.DataFrame:
+        """Every observed row of `weeks` with its features: read from `whole` (a national test block is never
+        held beside the training rows), else the labelled rows of those weeks."""
+        if self.whole is None:
+            rows = self.labelled
+            return rows[rows["week"].isin(weeks) & rows["observed"]]
+        return pq.read_table(self.whole, filters=[("week", "in", list(weeks))]).to_pandas()
 
     def rule_scores(self, rows: pd.DataFrame) -> np.ndarray | None:
         if self.rules is None:
@@ -56,44 +70,60 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
                  seed: int = SEED, negatives: int = PRESAMPLE_NEGATIVES) -> Dataset:
     """Labelled rows with their features and a `weight`, featured `CHUNK_ROWS` rows at a time.
 
-    Kept whole: every positive and every row of the last `whole_weeks` observed weeks (the backtest's test
-    blocks, measured on whole province-weeks). Other negatives are kept with probability r = `negatives` /
-    their number (seeded) and weigh 1/r, so a national history (7.8M institution-weeks) is never held whole;
-    training samples from these rows again (`models.training.sample_rows`) and the weights keep its
-    calibration and the baselines' average precision those of the whole history."""
+    Every positive is kept, and each negative with probability r = `negatives` / their number (seeded),
+    weighing 1/r, so a national history (10M institution-weeks) is never held whole; training samples from
+    these rows again (`models.training.sample_rows`) and the weights keep its calibration and the baselines'
+    average precision those of the whole history. Every observed row of the last `whole_weeks` observed
+    weeks (the backtest's test blocks, measured on whole province-weeks) is also written to a Parquet file
+    in the same pass (`Dataset.whole`, read back a test block at a time)."""
     keys = ["institution_id", "week"]
     rows = labels(con, as_of)[[*keys, "label", "observed"]]
     observed_weeks = sorted(rows.loc[rows["observed"], "week"].unique())
     whole = observed_weeks[len(observed_weeks) - whole_weeks:] if whole_weeks else []
-    sampled = ((rows["label"] == 0) & ~rows["week"].isin(whole)).to_numpy()
-    rate = min(1.0, negatives / max(1, int(sampled.sum())))
-    keep = ~sampled | (np.random.default_rng(seed).random(len(rows)) < rate)
-    rows = rows[keep].assign(weight=np.where(sampled[keep], 1.0 / rate, 1.0))
-    labelled, indicators, features = _featured(con, rows, keys)
+    negative = (rows["label"] == 0).to_numpy()
+    rate = min(1.0, negatives / max(1, int(negative.sum())))
+    sampled = ~negative | (np.random.default_rng(seed).random(len(rows)) < rate)
+    in_whole = rows["week"].isin(whole).to_numpy() & rows["observed"].to_numpy()
+    rows = rows.assign(weight=np.where(negative, 1.0 / rate, 1.0), _sampled=sampled, _whole=in_whole)
+    rows = rows[sampled | in_whole]
+    scratch = tempfile.TemporaryDirectory(prefix="tutorwatch-whole-weeks-") if whole else None
+    path = Path(scratch.name) / "whole_weeks.parquet" if scratch else None
+    labelled, indicators, features = _featured(con, rows, keys, path)
     span = week_range(con)
     weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
-    return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.scores(con))
+    return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.scores(con, whole or None),
+                   path if path and path.exists() else None, scratch)
 
 
-def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str]
+def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str], whole: Path | None
               ) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """`rows` with their features, featured a chunk of weeks at a time.
+    """The `_sampled` rows of `rows` with their features, featured a chunk of weeks at a time; the `_whole` rows
+    (weight 1) go to the Parquet file `whole` in the same pass.
 
     The derived features (float32, the bulk) go straight into one preallocated array, so the peak is the
     result plus one chunk, not the chunks plus their concatenation."""
     mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
-    heads, block, filled = [], None, 0
+    heads, block, filled, writer = [], None, 0, None
     for chunk in week_chunks(con, mart_weeks) or [[]]:
         bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
         frame, indicators, features = load_features(con, *bounds)
         derived = [f for f in features if f not in indicators]
         part = frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner")
         del frame
+        flags = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
+        part = part[[c for c in part.columns if c not in derived] + derived]  # the labelled frame's order
+        if whole is not None and flags[1].any():
+            table = pa.Table.from_pandas(part[flags[1]].assign(weight=1.0), preserve_index=False)
+            writer = writer or pq.ParquetWriter(whole, table.schema)
+            writer.write_table(table)
+        part = part[flags[0]]
         if block is None:
-            block = np.empty((len(rows), len(derived)), dtype=DTYPE)
+            block = np.empty((int(rows["_sampled"].sum()), len(derived)), dtype=DTYPE)
         block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)
         filled += len(part)
         heads.append(part.drop(columns=derived))
         del part
+    if writer:
+        writer.close()
     head = pd.concat(heads, ignore_index=True)
     return pd.concat([head, pd.DataFrame(block[:filled], columns=derived)], axis=1), indicators, features

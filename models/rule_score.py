@@ -49,10 +49,11 @@ def load(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.D
     return out[[*KEY, "score", "contributions"]]
 
 
-def scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """`institution_id, week, score` for every mart row, a chunk of weeks at a time, or None without a usable
-    rule book: the backtest's baseline needs no reasons, and a national history's flags never fit at once."""
-    weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
+def scores(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> pd.DataFrame | None:
+    """`institution_id, week, score` for every mart row of `weeks` (default: all), a chunk of weeks at a time,
+    or None without a usable rule book: the backtest's baseline needs no reasons, and a national history's
+    flags never fit at once."""
+    weeks = weeks or [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
     parts = []
     for chunk in week_chunks(con, weeks) or [[]]:
         points = _points(con, chunk)

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from models.dataset import load_dataset
+from models.features import load_features
+from models.metrics import week_monday
 from models.labels import labels
 from models.training import LOGISTIC, fit_calibrated, predict, sample_rows
 from pipelines.warehouse import connect
@@ -36,21 +38,44 @@ def test_unobserved_rows_and_other_weeks_are_never_sampled():
     assert list(rows.index) == [1, 2] and list(weights) == [1.0, 1.0]
 
 
-def test_the_dataset_keeps_positives_and_the_test_weeks_whole_and_weights_the_rest(synthetic_warehouse):
+def test_the_dataset_samples_negatives_at_one_rate_and_keeps_the_test_weeks_whole_on_disk(synthetic_warehouse):
     con = connect(synthetic_warehouse)
     every = labels(con)
     ds = load_dataset(con, whole_weeks=4, negatives=500)
     observed_weeks = sorted(every.loc[every["observed"], "week"].unique())
-    whole = every["week"].isin(observed_weeks[-4:])
     kept = ds.labelled
     assert kept["label"].sum() == every["label"].sum()
-    assert (kept["week"].isin(observed_weeks[-4:])).sum() == whole.sum()
-    pool = int(((every["label"] == 0) & ~whole).sum())
-    sampled = (kept["label"] == 0) & ~kept["week"].isin(observed_weeks[-4:])
+    pool = int((every["label"] == 0).sum())
+    sampled = kept["label"] == 0
     assert kept.loc[sampled, "weight"].to_numpy() == pytest.approx(np.full(sampled.sum(), pool / 500))
     assert kept.loc[~sampled, "weight"].eq(1).all()
     assert abs(sampled.sum() - 500) < 4 * np.sqrt(500)
     assert ds.weeks == sorted(every["week"].unique())  # the weeks come from the mart, not from the sample
+    # the test blocks: every observed row of the last 4 observed weeks, featured, each standing for itself
+    test = ds.test_rows(observed_weeks[-4:])
+    expected = every[every["week"].isin(observed_weeks[-4:]) & every["observed"]]
+    assert len(test) == len(expected) > sampled[kept["week"].isin(observed_weeks[-4:])].sum()
+    assert sorted(zip(test["institution_id"], test["week"])) == sorted(zip(expected["institution_id"],
+                                                                          expected["week"]))
+    assert test["weight"].eq(1).all() and list(test.columns) == list(kept.columns)
+    direct = load_features(con, week_monday(observed_weeks[-4]), week_monday(observed_weeks[-1]))[0]
+    direct = direct.merge(test[["institution_id", "week"]], on=["institution_id", "week"])
+    pd.testing.assert_frame_equal(test[["institution_id", "week", *ds.features]].reset_index(drop=True),
+                                  direct[["institution_id", "week", *ds.features]].reset_index(drop=True),
+                                  check_dtype=False)
+    assert ds.test_rows(observed_weeks[-1:])["week"].eq(observed_weeks[-1]).all()
+
+
+def test_a_history_kept_whole_gives_test_blocks_equal_to_its_labelled_rows(synthetic_warehouse):
+    """Below the presample size nothing is sampled, so the test blocks read back from disk are the labelled
+    rows themselves, dtypes and all: a province backtest is the one it was before the blocks went to disk."""
+    ds = load_dataset(connect(synthetic_warehouse), whole_weeks=4)
+    assert ds.labelled["weight"].eq(1).all()
+    weeks = sorted(ds.labelled.loc[ds.labelled["observed"], "week"].unique())[-4:]
+    rows = ds.labelled[ds.labelled["week"].isin(weeks) & ds.labelled["observed"]]
+    keys = ["institution_id", "week"]
+    pd.testing.assert_frame_equal(ds.test_rows(weeks).sort_values(keys).reset_index(drop=True),
+                                  rows.sort_values(keys).reset_index(drop=True))
 
 
 def test_calibration_follows_the_whole_history_when_few_negatives_are_sampled(synthetic_warehouse):
