@@ -116,6 +116,28 @@ def _indicators(args: argparse.Namespace) -> dict:
             "first_week_recomputed": result.weeks[0] if result.weeks else None}
 
 
+def _model(args: argparse.Namespace) -> dict:
+    """The model stage alone over a warehouse that holds staging and the mart (`indicators` leaves one in its
+    `--out`): training with its backtest, then scoring every week. Seconds and peak RSS of each phase."""
+    from bench.profile import RssSampler
+    from models.scoring import score_institution_weeks, train_risk_model
+    from pipelines.warehouse import connect
+
+    out = Path(args.out)
+    con = connect(Path(args.warehouse))
+    con.execute("SET enable_progress_bar = false")
+    figures, results = {}, {}
+    with RssSampler() as rss:
+        for phase, work in (("train", lambda: train_risk_model(con, out)),
+                            ("score", lambda: score_institution_weeks(con, out))):
+            started = time.time()
+            results[phase] = work()
+            figures[phase] = {"seconds": time.time() - started, "peak_mb": rss.peak_mb(started)}
+            print(f"model bench: {phase} {figures[phase]['seconds']:.1f} s, peak {figures[phase]['peak_mb']:.0f} MB",
+                  flush=True)
+    return figures | {"trained": results["train"]["trained"], "rows_scored": results["score"]["rows"]}
+
+
 def _reference(args: argparse.Namespace) -> dict:
     from bench.reference import reference_indicators
     from pipelines.warehouse import connect
@@ -146,15 +168,15 @@ def _generate(args: argparse.Namespace) -> dict:
     return {"summary": summary}
 
 
-STEPS = {"pipeline": _pipeline, "ingest": _ingest, "indicators": _indicators, "reference": _reference, "pandas": _pandas, "convert": _convert,
-         "generate": _generate}
+STEPS = {"pipeline": _pipeline, "ingest": _ingest, "indicators": _indicators, "model": _model, "reference": _reference,
+         "pandas": _pandas, "convert": _convert, "generate": _generate}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.steps")
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--json", required=True, help="where this step writes its figures")
-    for option in ("--landing", "--out", "--parquet", "--result", "--scale", "--week"):
+    for option in ("--landing", "--out", "--warehouse", "--parquet", "--result", "--scale", "--week"):
         parser.add_argument(option)
     parser.add_argument("--institutions", type=int)
     parser.add_argument("--weeks", type=int)

@@ -81,6 +81,24 @@ def test_pandas_agrees_with_the_mart(generated):
     assert_agrees(mart, pandas_indicators(root / "parquet"))
 
 
+def test_the_model_step_trains_or_falls_back_and_scores_every_mart_row(generated, tmp_path):
+    """`bench.steps model` over a copy of an ingested warehouse: its two phases are timed and every
+    institution-week of the mart gets a score (from the model, or from the rule score when training is skipped)."""
+    import shutil
+
+    from bench.steps import main
+
+    root, _ = generated
+    warehouse = shutil.copy(root / "out" / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    main(["model", "--json", str(tmp_path / "model.json"), "--warehouse", str(warehouse), "--out", str(tmp_path)])
+    figures = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
+    assert figures["train"]["seconds"] > 0 and figures["score"]["peak_mb"] > 0
+    with connect(warehouse, read_only=True) as con:
+        mart = con.execute("SELECT count(*) FROM marts.institution_week_indicators").fetchone()[0]
+        scored = con.execute("SELECT count(*) FROM marts.institution_week_scores").fetchone()[0]
+    assert figures["rows_scored"] == scored == mart > 1000
+
+
 def test_split_landing_keeps_the_newest_delivery_week_for_b(tmp_path):
     landing = tmp_path / "landing"
     names = ["orders/orders_20260302.parquet", "orders/orders_20260302.parquet.manifest.json",
