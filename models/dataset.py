@@ -75,7 +75,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     these rows again (`models.training.sample_rows`) and the weights keep its calibration and the baselines'
     average precision those of the whole history. Every observed row of the last `whole_weeks` observed
     weeks (the backtest's test blocks, measured on whole province-weeks) is also written to a Parquet file
-    in the same pass (`Dataset.whole`, read back a test block at a time)."""
+    in the same pass when negatives are sampled (`Dataset.whole`, read back a test block at a time)."""
     keys = ["institution_id", "week"]
     rows = labels(con, as_of)[[*keys, "label", "observed"]]
     observed_weeks = sorted(rows.loc[rows["observed"], "week"].unique())
@@ -83,11 +83,12 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     negative = (rows["label"] == 0).to_numpy()
     rate = min(1.0, negatives / max(1, int(negative.sum())))
     sampled = ~negative | (np.random.default_rng(seed).random(len(rows)) < rate)
-    in_whole = rows["week"].isin(whole).to_numpy() & rows["observed"].to_numpy()
+    # a history kept whole already holds the whole weeks in `labelled`: written to disk only when sampled
+    scratch = tempfile.TemporaryDirectory(prefix="tutorwatch-whole-weeks-") if whole and rate < 1 else None
+    path = Path(scratch.name) / "whole_weeks.parquet" if scratch else None
+    in_whole = rows["week"].isin(whole).to_numpy() & rows["observed"].to_numpy() & (path is not None)
     rows = rows.assign(weight=np.where(negative, 1.0 / rate, 1.0), _sampled=sampled, _whole=in_whole)
     rows = rows[sampled | in_whole]
-    scratch = tempfile.TemporaryDirectory(prefix="tutorwatch-whole-weeks-") if whole else None
-    path = Path(scratch.name) / "whole_weeks.parquet" if scratch else None
     labelled, indicators, features = _featured(con, rows, keys, path)
     span = week_range(con)
     weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
@@ -110,13 +111,13 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
         derived = [f for f in features if f not in indicators]
         part = frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner")
         del frame
-        flags = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
+        sampled, in_whole = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
         part = part[[c for c in part.columns if c not in derived] + derived]  # the labelled frame's order
-        if whole is not None and flags[1].any():
-            table = pa.Table.from_pandas(part[flags[1]].assign(weight=1.0), preserve_index=False)
+        if whole is not None and in_whole.any():
+            table = pa.Table.from_pandas(part[in_whole].assign(weight=1.0), preserve_index=False)
             writer = writer or pq.ParquetWriter(whole, table.schema)
             writer.write_table(table)
-        part = part[flags[0]]
+        part = part[sampled]
         if block is None:
             block = np.empty((int(rows["_sampled"].sum()), len(derived)), dtype=DTYPE)
         block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)

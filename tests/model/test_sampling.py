@@ -67,10 +67,10 @@ def test_the_dataset_samples_negatives_at_one_rate_and_keeps_the_test_weeks_whol
 
 
 def test_a_history_kept_whole_gives_test_blocks_equal_to_its_labelled_rows(synthetic_warehouse):
-    """Below the presample size nothing is sampled, so the test blocks read back from disk are the labelled
-    rows themselves, dtypes and all: a province backtest is the one it was before the blocks went to disk."""
+    """Below the presample size nothing is sampled and nothing is written to disk: the test blocks are the
+    labelled rows themselves, dtypes and all, so a province backtest is the one it was before."""
     ds = load_dataset(connect(synthetic_warehouse), whole_weeks=4)
-    assert ds.labelled["weight"].eq(1).all()
+    assert ds.labelled["weight"].eq(1).all() and ds.whole is None
     weeks = sorted(ds.labelled.loc[ds.labelled["observed"], "week"].unique())[-4:]
     rows = ds.labelled[ds.labelled["week"].isin(weeks) & ds.labelled["observed"]]
     keys = ["institution_id", "week"]
