@@ -42,10 +42,15 @@ class RssSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
-        pid = os.getpid()
         while not self._stop.is_set():
-            self.samples.append((time.time(), _tree_rss_mb(pid)))
+            self.sample()
             self._stop.wait(self.interval)
+
+    def sample(self) -> float:
+        """Take a sample now; call it at the edges of a phase shorter than the interval, or it has none."""
+        moment = time.time()
+        self.samples.append((moment, _tree_rss_mb(os.getpid())))
+        return moment
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -60,4 +65,6 @@ class RssSampler:
         return max(((t, mb) for t, mb in self.samples if t <= moment), default=(0.0, 0.0))[1]
 
     def peak_mb(self, start: float = 0.0, end: float = float("inf")) -> float:
-        return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)
+        """The largest sample inside the interval; for an interval shorter than the sampling one that holds
+        no sample, what the process held when it started."""
+        return max((mb for t, mb in self.samples if start <= t <= end), default=self.at_mb(start))

@@ -130,8 +130,9 @@ def _model(args: argparse.Namespace) -> dict:
     with RssSampler() as rss:
         for phase, work in (("train", lambda: train_risk_model(con, out)),
                             ("score", lambda: score_institution_weeks(con, out))):
-            started = time.time()
+            started = rss.sample()
             results[phase] = work()
+            rss.sample()
             figures[phase] = {"seconds": time.time() - started, "peak_mb": rss.peak_mb(started)}
             print(f"model bench: {phase} {figures[phase]['seconds']:.1f} s, peak {figures[phase]['peak_mb']:.0f} MB",
                   flush=True)

@@ -18,3 +18,14 @@ def test_sampler_sees_an_allocation_only_while_it_is_held():
         time.sleep(0.3)
     assert rss.peak_mb(start, end) - rss.peak_mb(end=before_end) > 250
     assert rss.at_mb(before_end) < rss.peak_mb(start, end) - 250
+
+
+def test_an_interval_shorter_than_the_sampling_one_reports_what_was_held_when_it_began():
+    with RssSampler(interval=60) as rss:  # one sample when it starts, no other for a minute
+        time.sleep(0.05)
+        start = time.time()
+        end = start + 0.01
+    assert not [t for t, _ in rss.samples if start <= t <= end]
+    assert rss.peak_mb(start, end) == rss.at_mb(start) > 0
+    taken = rss.sample()
+    assert rss.peak_mb(start, taken) == max(mb for _, mb in rss.samples)
