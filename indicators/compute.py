@@ -15,15 +15,16 @@ history in one piece spilled more than 60 GB to disk.
 Recomputing only some weeks (late rows, a new week) does not rebuild the grid over the whole history: the
 grid starts `LOOKBACK_WEEKS` before the first recomputed week, and the earlier rows are folded into one
 carry row per institution (sums only), so running totals stay exact while the cost follows the weeks
-recomputed. `refresh_institution_week_indicators` finds those weeks from what ingestion loaded since the
-mart's last computation (`_computed_at`).
+recomputed. Recomputing only some institutions (`institutions=`) filters every source on them.
+`refresh_institution_week_indicators` finds, per institution, the first week that what ingestion loaded
+since the mart's last computation (`_computed_at`) touches: a new week is computed for every institution, a
+late row recomputes the earlier weeks of its own institution only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 
@@ -37,7 +38,7 @@ CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of insti
 TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
-    "ind_state", "ind_weekly", "ind_selected_weeks", "ind_mart_rows",
+    "ind_state", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions", "ind_mart_rows",
 )
 TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
@@ -58,11 +59,13 @@ EVENT_TIMES = {
 
 @dataclass(frozen=True)
 class Refresh:
-    """What one refresh did: `weeks` recomputed (all of them when `full`), `rows` written."""
+    """What one refresh did: `weeks` recomputed for some institutions (all weeks and institutions when `full`),
+    `institutions` recomputed, `rows` written."""
 
     rows: int
     weeks: list[str]
     full: bool
+    institutions: int = 0
 
 
 def _sql(name: str) -> str:
@@ -108,16 +111,30 @@ def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP MACRO ind_grid_since() AS ind_grid_start()::TIMESTAMPTZ")
 
 
+def _select_institutions(con: duckdb.DuckDBPyConnection, institutions: list[str] | None) -> None:
+    """`ind_selected(institution_id)`: whether an institution is recomputed (all of them, or `institutions`)."""
+    test = "true"
+    if institutions is not None:
+        con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_institutions AS "
+                    "SELECT DISTINCT unnest(?::VARCHAR[]) AS selected_id", [institutions])
+        test = "id IN (SELECT selected_id FROM ind_selected_institutions)"
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_selected(id) AS {test}")
+
+
 def institution_chunks(con: duckdb.DuckDBPyConnection) -> int:
-    """How many chunks of institutions to compute one after the other (one for all but the largest data)."""
-    rows = con.execute("SELECT (SELECT count(*) FROM staging.consumptions) "
-                       "+ (SELECT count(*) FROM staging.account_movements)").fetchone()[0]
+    """How many chunks of institutions to compute one after the other (one for all but the largest data): the
+    consumptions and bank movements of the selected institutions in the grid's weeks (by event time), which
+    the windows hold; the rows before the grid are only summed into carry rows."""
+    rows = con.execute("""SELECT
+        (SELECT count(*) FROM staging.consumptions WHERE consumed_at >= ind_grid_since() AND ind_selected(institution_id))
+        + (SELECT count(*) FROM staging.account_movements WHERE booked_at >= ind_grid_since() AND ind_selected(institution_id))
+    """).fetchone()[0]
     return max(1, math.ceil(rows / CHUNK_FEED_ROWS))
 
 
 def _select_chunk(con: duckdb.DuckDBPyConnection, chunk: int, chunks: int) -> None:
-    """`ind_in_chunk(institution_id)`: whether an institution belongs to this chunk (the sources filter on it)."""
-    test = "true" if chunks == 1 else f"hash(institution_id) % {int(chunks)} = {int(chunk)}"
+    """`ind_in_chunk(institution_id)`: whether a selected institution belongs to this chunk (the sources filter on it)."""
+    test = "ind_selected(institution_id)" + ("" if chunks == 1 else f" AND hash(institution_id) % {int(chunks)} = {int(chunk)}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_in_chunk(institution_id) AS {test}")
 
 
@@ -142,20 +159,22 @@ def mart_select() -> str:
 
 def compute_institution_week_indicators(
     con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, as_of_delivery: bool = False,
-    from_week: str | None = None,
+    from_week: str | None = None, institutions: list[str] | None = None,
 ) -> int:
     """Write the mart for every week in the data, or replace only `weeks` / the weeks from `from_week` on
-    (late rows recompute past weeks; the grid then starts LOOKBACK_WEEKS before them).
+    (late rows recompute past weeks; the grid then starts LOOKBACK_WEEKS before them), of every institution
+    or of `institutions` only (the others keep their rows).
 
     `as_of_delivery=True` counts each row only from its delivery date on (the view known at the time, for
     leakage tests); the default counts rows in the week they happened. Returns the number of rows written.
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     _create_macros(con, as_of_delivery)
-    full = weeks is None and from_week is None
+    full = weeks is None and from_week is None and institutions is None
     try:
         con.execute(_sql("_calendar"))
         _select_weeks(con, weeks, from_week)
+        _select_institutions(con, institutions)
         _create_grid_macros(con)
         chunks = institution_chunks(con)
         for chunk in range(chunks):
@@ -173,15 +192,14 @@ def compute_institution_week_indicators(
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {MART} AS {select} LIMIT 0")
                 con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _computed_at TIMESTAMPTZ")
-                con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)")
+                con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks) "
+                            "AND ind_selected(institution_id)")
                 con.execute(f"INSERT INTO {MART} BY NAME {select}")
                 con.commit()
             except Exception:
                 con.rollback()
                 raise
-        return con.execute(
-            f"SELECT count(*) FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks)"
-        ).fetchone()[0]
+        return con.execute("SELECT count(*) FROM ind_mart_rows").fetchone()[0]
     finally:
         for table in TEMP_TABLES + NAMES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
@@ -226,28 +244,51 @@ def _touched_sql(feed: str) -> str:
         changed_times=f"least({changed_times})", any_time=any_time)
 
 
-def first_touched_week(con: duckdb.DuckDBPyConnection, since) -> str | None:
-    """The earliest ISO week that rows loaded into staging after `since`, or versions superseded after it,
-    can change (a correction can move a row to another week); None when nothing changed."""
-    parts = [f"SELECT t FROM (\n{_touched_sql(feed)}\n)" for feed in EVENT_TIMES]
-    first: date | None = con.execute(
-        f"SELECT date_trunc('week', min(t))::DATE FROM ({' UNION ALL '.join(parts)})", {"since": since}
-    ).fetchone()[0]
-    return None if first is None else first.strftime("%G-W%V")
+def touched_weeks(con: duckdb.DuckDBPyConnection, since) -> dict[str, str]:
+    """Per institution, the earliest ISO week that rows loaded into staging after `since`, or versions
+    superseded after it, can change (a correction can move a row to another week); empty when nothing changed."""
+    parts = [f"SELECT institution_id, t FROM (\n{_touched_sql(feed)}\n)" for feed in EVENT_TIMES]
+    return dict(con.execute(
+        f"SELECT institution_id, strftime(date_trunc('week', min(t)), '%G-W%V') "
+        f"FROM ({' UNION ALL '.join(parts)}) WHERE t IS NOT NULL GROUP BY institution_id", {"since": since}
+    ).fetchall())
 
 
 def refresh_institution_week_indicators(con: duckdb.DuckDBPyConnection) -> Refresh:
-    """Recompute the weeks touched since the mart's last computation (every week on the first run), and
-    nothing when no row was loaded or superseded since."""
+    """Recompute what changed since the mart's last computation (everything on the first run, nothing when no
+    row was loaded or superseded since), in at most two passes:
+
+    - a week the mart does not hold yet (the new week, or one before its first) is computed, with every
+      later week, for every institution: one that delivered nothing still gets its row (its silence grows);
+    - an institution touched before that (late rows, corrections) is recomputed from its earliest touched week,
+      in one pass for all of them from the earliest; the other institutions keep their earlier rows.
+    """
     since = last_computed_at(con)
     if since is None:
         rows = compute_institution_week_indicators(con)
-        return Refresh(rows, _weeks_from(con, ""), full=True)
-    first = first_touched_week(con, since)
-    if first is None:
+        return Refresh(rows, _weeks_from(con, ""), full=True, institutions=_institutions(con))
+    touched = touched_weeks(con, since)
+    if not touched:
         return Refresh(0, [], full=False)
-    rows = compute_institution_week_indicators(con, from_week=first)
-    return Refresh(rows, _weeks_from(con, first), full=False)
+    first_held, last_held = con.execute(f"SELECT min(week), max(week) FROM {MART}").fetchone()
+    new = [w for w in touched.values() if not first_held <= w <= last_held]
+    every_from = min(new, default=None)
+    late = sorted(i for i, w in touched.items() if every_from is None or w < every_from)
+    rows, first = 0, every_from
+    if late:  # up to the week every institution is computed from
+        first = min(touched[i] for i in late)
+        if every_from is None:
+            rows += compute_institution_week_indicators(con, from_week=first, institutions=late)
+        elif weeks := [w for w in _weeks_from(con, first) if w < every_from]:
+            rows += compute_institution_week_indicators(con, weeks=weeks, institutions=late)
+    if every_from is not None:
+        rows += compute_institution_week_indicators(con, from_week=every_from)
+    recomputed = _institutions(con) if every_from is not None else len(late)
+    return Refresh(rows, _weeks_from(con, first), full=False, institutions=recomputed)
+
+
+def _institutions(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute(f"SELECT count(DISTINCT institution_id) FROM {MART}").fetchone()[0]
 
 
 def _weeks_from(con: duckdb.DuckDBPyConnection, first: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""Incremental indicators: only the weeks late and new rows touch are recomputed, and the result equals a
-full recomputation.
+"""Incremental indicators: only the institution-weeks late and new rows touch are recomputed, and the result
+equals a full recomputation.
 
 The shared hand-made rows (conftest.py, 2026-W01..W14) are extended to 2026-W40 so that recomputing from
 W30 starts the grid at W14 and folds W01..W13 (M's orders, refunds and two accounts, R's open overdue
@@ -16,8 +16,8 @@ import pytest
 from indicators.compute import (
     MART,
     compute_institution_week_indicators,
-    first_touched_week,
     refresh_institution_week_indicators,
+    touched_weeks,
 )
 from pipelines.defs.indicators.assets import institution_week_indicators
 from pipelines.resources import WarehouseResource
@@ -96,23 +96,25 @@ def test_recomputing_late_weeks_equals_the_full_recomputation(long_warehouse):
     assert value(con, "T", 30, "rating_drop") == 5 - 1          # W15..W26: t17 (5 stars); W27..W30: t28 (1)
 
 
-def test_late_row_recomputes_its_week_and_later_only(long_warehouse):
+def test_late_row_recomputes_its_institution_from_its_week_only(long_warehouse):
     con = long_warehouse
     first = refresh_institution_week_indicators(con)
     assert first.full and len(first.weeks) == LAST_WEEK
     before, stamps = snapshot(con), computed_at(con)
+    assert first.institutions == before["institution_id"].nunique() > 1
     # 2 more hours of m4 taught in W33, delivered now: 2 * 10000 / 10 = 2000 fen less liability from W33 on
     insert(con, "consumptions", [loaded_now(consumption("c7", "m4", "M", at(33, 3), 2))])
 
     refresh = refresh_institution_week_indicators(con)
 
-    assert not refresh.full
+    assert not refresh.full and refresh.institutions == 1
     assert refresh.weeks == [f"2026-W{w}" for w in range(33, LAST_WEEK + 1)]
-    assert refresh.rows == len(before[before["week"] >= "2026-W33"])
+    recomputed = before[(before["week"] >= "2026-W33") & (before["institution_id"] == "M")]
+    assert refresh.rows == len(recomputed) == LAST_WEEK - 33 + 1
     after = computed_at(con)
-    assert {key: t for key, t in after.items() if key[1] < "2026-W33"} == {
-        key: t for key, t in stamps.items() if key[1] < "2026-W33"}
-    assert all(t > stamps[key] for key, t in after.items() if key[1] >= "2026-W33")
+    assert {key for key, t in after.items() if t != stamps[key]} == set(
+        zip(recomputed["institution_id"], recomputed["week"]))
+    assert all(t > stamps[key] for key, t in after.items() if key[0] == "M" and key[1] >= "2026-W33")
     for week in (32, 33, LAST_WEEK):
         old = before.set_index(["institution_id", "week"]).loc[("M", f"2026-W{week}")]
         delta = -2_000 if week >= 33 else 0
@@ -120,6 +122,28 @@ def test_late_row_recomputes_its_week_and_later_only(long_warehouse):
         assert value(con, "M", week, "release_beyond_consumed_fen") == old["release_beyond_consumed_fen"] + delta
     incremental = snapshot(con)
     pd.testing.assert_frame_equal(incremental, full_recomputation(con), check_exact=False, rtol=1e-12)
+
+
+def test_a_new_week_is_computed_for_every_institution_and_late_rows_for_their_own(long_warehouse):
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    before, stamps = snapshot(con), computed_at(con)
+    # the new week W41: only S sells; M's late consumption of W33 arrives with it
+    insert(con, "orders", [loaded_now(order("s41", "S", at(LAST_WEEK + 1, 2), 1000))])
+    insert(con, "consumptions", [loaded_now(consumption("c7", "m4", "M", at(33, 3), 2))])
+
+    refresh = refresh_institution_week_indicators(con)
+
+    new_week = f"2026-W{LAST_WEEK + 1}"
+    assert refresh.weeks == [f"2026-W{w}" for w in range(33, LAST_WEEK + 2)]
+    after = snapshot(con)
+    active = set(after.loc[after["week"] == new_week, "institution_id"])
+    assert active == set(before.loc[before["week"] == f"2026-W{LAST_WEEK}", "institution_id"]) and len(active) > 2
+    restamped = {key for key, t in computed_at(con).items() if key not in stamps or t != stamps[key]}
+    assert {key for key in restamped if key[1] != new_week} == {("M", f"2026-W{w}") for w in range(33, LAST_WEEK + 1)}
+    assert refresh.rows == len(restamped) and refresh.institutions == after["institution_id"].nunique()
+    assert value(con, "M", LAST_WEEK + 1, "orders_feed_silence_weeks") > 0  # silent in W41, its row is there
+    pd.testing.assert_frame_equal(after, full_recomputation(con), check_exact=False, rtol=1e-12)
 
 
 def test_nothing_loaded_recomputes_nothing(long_warehouse):
@@ -136,7 +160,7 @@ def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
     refresh_institution_week_indicators(con)
     # movement 9 was booked in W22; a correction moves it to W35: W22 changes too (its release disappears)
     correct(con, "account_movements", "movement_id", "9", booked_at=at(35, 1))
-    assert first_touched_week(con, con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]) == "2026-W22"
+    assert touched_weeks(con, con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]) == {"M": "2026-W22"}
     refresh = refresh_institution_week_indicators(con)
     assert refresh.weeks[0] == "2026-W22"
     assert value(con, "M", 22, "supervised_balance_fen") == 14_500 + 1_000   # the W18 deposit; ACC2's 1000
@@ -160,6 +184,8 @@ def test_asset_reports_a_rerun_without_new_rows_as_empty(long_warehouse, tmp_pat
         metadata.append(result.asset_materializations_for_node("institution_week_indicators")[0].metadata)
     assert [m["mode"].value for m in metadata] == ["full", "incremental"]
     assert [m["weeks_recomputed"].value for m in metadata] == [LAST_WEEK, 0]
+    assert metadata[0]["institutions_recomputed"].value == metadata[0]["institutions"].value > 0
+    assert metadata[1]["institutions_recomputed"].value == 0
     assert metadata[1]["weeks"].value == LAST_WEEK
 
 
@@ -177,10 +203,10 @@ def test_resolution_recomputes_from_the_resolution_not_the_complaint(long_wareho
     since = con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
     # k0 (received in W05, open) is resolved in W35: only the weeks from W35 can change
     correct(con, "complaints", "complaint_id", "k0", status="resolved", resolved_at=at(35, 2))
-    assert first_touched_week(con, since) == "2026-W35"
+    assert touched_weeks(con, since) == {"K": "2026-W35"}
     # its category corrected as well: the complaint's own week counts again (closure keywords in W05)
     correct(con, "complaints", "complaint_id", "k0", category="closure_or_absconding")
-    assert first_touched_week(con, since) == "2026-W05"
+    assert touched_weeks(con, since) == {"K": "2026-W05"}
     refresh_institution_week_indicators(con)
     pd.testing.assert_frame_equal(snapshot(con), full_recomputation(con), check_exact=False, rtol=1e-12)
 

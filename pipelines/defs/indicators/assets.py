@@ -23,8 +23,8 @@ FEED_ASSETS = (
     description="One row per active institution and ISO week, one DOUBLE column per registry indicator.",
 )
 def institution_week_indicators(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    """Recompute only the weeks that rows loaded since the last computation touch (all on the first run), so a
-    weekly run over years of history costs about one week's work."""
+    """Recompute only the institution-weeks that rows loaded since the last computation touch (all on the first
+    run), so a weekly run over years of history costs about one week's work."""
     with duckdb.get_connection() as con:
         refresh = refresh_institution_week_indicators(con)
         weeks, institutions = con.execute(
@@ -36,6 +36,7 @@ def institution_week_indicators(duckdb: WarehouseResource) -> dg.MaterializeResu
             "rows": refresh.rows, "weeks": weeks, "institutions": institutions, "table": MART,
             "mode": "full" if refresh.full else "incremental",
             "weeks_recomputed": len(recomputed),
+            "institutions_recomputed": refresh.institutions,
             "first_week_recomputed": recomputed[0] if recomputed else "",
         }
     )
