@@ -250,7 +250,8 @@ def touched_weeks(con: duckdb.DuckDBPyConnection, since) -> dict[str, str]:
     parts = [f"SELECT institution_id, t FROM (\n{_touched_sql(feed)}\n)" for feed in EVENT_TIMES]
     return dict(con.execute(
         f"SELECT institution_id, strftime(date_trunc('week', min(t)), '%G-W%V') "
-        f"FROM ({' UNION ALL '.join(parts)}) WHERE t IS NOT NULL GROUP BY institution_id", {"since": since}
+        f"FROM ({' UNION ALL '.join(parts)}) WHERE t IS NOT NULL AND institution_id IS NOT NULL "
+        f"GROUP BY institution_id", {"since": since}
     ).fetchall())
 
 
