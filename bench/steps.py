@@ -84,7 +84,7 @@ def _indicators(args: argparse.Namespace) -> dict:
     import duckdb
 
     from data_contracts.feeds import FEEDS, staging_columns
-    from data_contracts.rules import rules_for
+    from data_contracts.rules import DELIVERY_END_SQL, rules_for
     from indicators.compute import compute_institution_week_indicators, refresh_institution_week_indicators
     from pipelines.warehouse import connect, create_staging_tables
 
@@ -103,7 +103,7 @@ def _indicators(args: argparse.Namespace) -> dict:
             on_time = [f"NOT {r.violation_sql}" for r in rules_for(feed.name) if r.name.endswith("_not_after_delivery")]
             con.execute(f"""INSERT INTO staging.{feed.name} BY NAME
                 SELECT {', '.join(columns)}, 'bench' AS _file, 0 AS _row, now() AS _loaded_at
-                FROM (SELECT *, (_delivery_date + 1)::TIMESTAMP::TIMESTAMPTZ AS _delivery_end
+                FROM (SELECT *, {DELIVERY_END_SQL} AS _delivery_end
                       FROM read_parquet('{source}'))
                 WHERE (strftime(_delivery_date, '%G-W%V') >= '{args.week}') = {newest}
                     {''.join(f' AND {c}' for c in on_time)}""")

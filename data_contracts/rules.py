@@ -32,6 +32,8 @@ TYPE_WORDS = {
     TIMESTAMPTZ: ("带时区偏移的时间戳", "a timestamp with UTC offset"), BOOLEAN: ("布尔值", "a boolean"),
 }
 PHONE_OK_COLUMN = "parent_phone_ok"  # set at read time from the raw number, which never reaches DuckDB
+# `_delivery_end` of the batch relation: the first instant after the delivery day (session time zone)
+DELIVERY_END_SQL = "CAST(CAST(_delivery_date + 1 AS TIMESTAMP) AS TIMESTAMPTZ)"
 
 
 def q(column: str) -> str:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from data_contracts.feeds import (
     FEEDS, PII_PHONE_COLUMN, PII_PSEUDONYM_COLUMN, VARCHAR, Feed, staging_columns,
 )
-from data_contracts.rules import PHONE_OK_COLUMN, lookups_for, q, raw, rules_for
+from data_contracts.rules import DELIVERY_END_SQL, PHONE_OK_COLUMN, lookups_for, q, raw, rules_for
 from pipelines.ingest.reading import Delivery, Rejected, find_deliveries, read_delivery, sha256_of
 from pipelines.warehouse import create_staging_tables
 
@@ -60,7 +60,7 @@ def batch_relation_sql(feed: Feed, batch: str) -> str:
     """The relation the rules are evaluated on: raw text `_raw_c`, typed `c`, lineage and lookups (the row's
     JSON for quarantine: `row_json_sql`)."""
     typed = ["_file", "_row", "_delivery_date", "_seq", "_group",
-             "CAST(CAST(_delivery_date + 1 AS TIMESTAMP) AS TIMESTAMPTZ) AS _delivery_end"]
+             f"{DELIVERY_END_SQL} AS _delivery_end"]
     for col in feed.columns:
         if col.name == PII_PHONE_COLUMN:
             typed += [q(PII_PSEUDONYM_COLUMN), q(PHONE_OK_COLUMN)]
