@@ -15,7 +15,9 @@ history in one piece spilled more than 60 GB to disk.
 Recomputing only some weeks (late rows, a new week) does not rebuild the grid over the whole history: the
 grid starts `LOOKBACK_WEEKS` before the first recomputed week, and the earlier rows are folded into one
 carry row per institution (sums only), so running totals stay exact while the cost follows the weeks
-recomputed. Recomputing only some institutions (`institutions=`) filters every source on them.
+recomputed. The refresh goes further (`stored_sums=True`): the look-back weeks' sums are read from SUMS, stored
+by the computation that wrote them, so only the recomputed weeks' rows are summed. Recomputing only some
+institutions (`institutions=`) filters every source on them.
 `refresh_institution_week_indicators` finds, per institution, the first week that what ingestion loaded
 since the mart's last computation (`_computed_at`) touches: a new week is computed for every institution, a
 late row recomputes the earlier weeks of its own institution only.
@@ -32,6 +34,13 @@ from data_contracts.feeds import FEEDS, ORDER_CAP_CLASS_HOURS, ORDER_CAP_MONTHS,
 from indicators.registry import INDICATORS, NAMES, SQL_DIR
 
 MART = "marts.institution_week_indicators"
+# Every grid row's weekly sums (ind_weekly without its grid keys), kept so that a refresh reads the look-back
+# weeks from here instead of re-reading their feed rows.
+SUMS = "marts.institution_week_sums"
+SUMS_SELECT = (
+    "SELECT * EXCLUDE (k, institution_no, first_filed, reserve_required_fen) FROM ind_weekly "
+    "WHERE week_start IN (SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks))"
+)
 STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
 CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of institutions (a province's history)
@@ -39,6 +48,7 @@ TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
     "ind_state", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions", "ind_mart_rows",
+    "ind_sums_rows",
 )
 TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
@@ -92,23 +102,27 @@ def _select_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, from_
         con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks])
 
 
-def _create_grid_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """`ind_grid_start()`: Monday of the grid's first week, LOOKBACK_WEEKS before the first selected week
-    (the first calendar week at most); `ind_carry_week()`: the week before it, which holds the carry rows;
-    `ind_grid_since()`: the grid's first instant (Monday 00:00 in the session's time zone, as date_trunc)."""
-    start = con.execute(
+def _create_grid_macros(con: duckdb.DuckDBPyConnection, stored_sums: bool) -> None:
+    """`ind_window_start()`: Monday of the windows' grid (ind_state), LOOKBACK_WEEKS before the first selected
+    week (the first calendar week at most); `ind_rows_start()`: the first week summed from the feeds' rows, the
+    same week, or with `stored_sums` the first selected week (the earlier weeks' sums are read from SUMS);
+    `ind_carry_week()`: the week before it, which holds the carry rows; `ind_rows_since()`: its first instant
+    (Monday 00:00 in the session's time zone, as date_trunc)."""
+    window, first = con.execute(
         """
-        SELECT coalesce(
-            (SELECT week_start FROM ind_calendar WHERE week_no = greatest(1, (
-                SELECT min(week_no) FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)) - ?)),
-            (SELECT max(week_start) FROM ind_calendar),
-            DATE '1900-01-01')
+        WITH first AS (SELECT min(week_no) AS week_no FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks))
+        SELECT
+            coalesce((SELECT week_start FROM ind_calendar, first WHERE ind_calendar.week_no = greatest(1, first.week_no - ?)),
+                     (SELECT max(week_start) FROM ind_calendar), DATE '1900-01-01'),
+            (SELECT week_start FROM ind_calendar, first WHERE ind_calendar.week_no = first.week_no)
         """,
         [LOOKBACK_WEEKS],
-    ).fetchone()[0]
-    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_grid_start() AS DATE '{start.isoformat()}'")
-    con.execute("CREATE OR REPLACE TEMP MACRO ind_carry_week() AS (ind_grid_start() - 7)")
-    con.execute("CREATE OR REPLACE TEMP MACRO ind_grid_since() AS ind_grid_start()::TIMESTAMPTZ")
+    ).fetchone()
+    rows = first if stored_sums and first is not None else window
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_window_start() AS DATE '{window.isoformat()}'")
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_rows_start() AS DATE '{rows.isoformat()}'")
+    con.execute("CREATE OR REPLACE TEMP MACRO ind_carry_week() AS (ind_rows_start() - 7)")
+    con.execute("CREATE OR REPLACE TEMP MACRO ind_rows_since() AS ind_rows_start()::TIMESTAMPTZ")
 
 
 def _select_institutions(con: duckdb.DuckDBPyConnection, institutions: list[str] | None) -> None:
@@ -123,11 +137,11 @@ def _select_institutions(con: duckdb.DuckDBPyConnection, institutions: list[str]
 
 def institution_chunks(con: duckdb.DuckDBPyConnection) -> int:
     """How many chunks of institutions to compute one after the other (one for all but the largest data): the
-    consumptions and bank movements of the selected institutions in the grid's weeks (by event time), which
-    the windows hold; the rows before the grid are only summed into carry rows."""
+    consumptions and bank movements of the selected institutions summed week by week (by event time, from
+    ind_rows_start()); the rows before are only summed into carry rows."""
     rows = con.execute("""SELECT
-        (SELECT count(*) FROM staging.consumptions WHERE consumed_at >= ind_grid_since() AND ind_selected(institution_id))
-        + (SELECT count(*) FROM staging.account_movements WHERE booked_at >= ind_grid_since() AND ind_selected(institution_id))
+        (SELECT count(*) FROM staging.consumptions WHERE consumed_at >= ind_rows_since() AND ind_selected(institution_id))
+        + (SELECT count(*) FROM staging.account_movements WHERE booked_at >= ind_rows_since() AND ind_selected(institution_id))
     """).fetchone()[0]
     return max(1, math.ceil(rows / CHUNK_FEED_ROWS))
 
@@ -159,11 +173,15 @@ def mart_select() -> str:
 
 def compute_institution_week_indicators(
     con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, as_of_delivery: bool = False,
-    from_week: str | None = None, institutions: list[str] | None = None,
+    from_week: str | None = None, institutions: list[str] | None = None, stored_sums: bool = False,
 ) -> int:
     """Write the mart for every week in the data, or replace only `weeks` / the weeks from `from_week` on
     (late rows recompute past weeks; the grid then starts LOOKBACK_WEEKS before them), of every institution
     or of `institutions` only (the others keep their rows).
+
+    `stored_sums=True` reads the weekly sums of the look-back weeks from SUMS instead of the feeds' rows: only
+    right when those weeks are unchanged since they were stored, as the refresh guarantees by recomputing
+    each institution from its earliest touched week. Every computation stores the sums of the weeks it writes.
 
     `as_of_delivery=True` counts each row only from its delivery date on (the view known at the time, for
     leakage tests); the default counts rows in the week they happened. Returns the number of rows written.
@@ -175,36 +193,47 @@ def compute_institution_week_indicators(
         con.execute(_sql("_calendar"))
         _select_weeks(con, weeks, from_week)
         _select_institutions(con, institutions)
-        _create_grid_macros(con)
+        _create_grid_macros(con, stored_sums)
         chunks = institution_chunks(con)
         for chunk in range(chunks):
             _select_chunk(con, chunk, chunks)
-            for step in STEPS:
+            for step in STEPS + (("_stored_weekly",) if stored_sums else ()):
                 con.execute(_sql(step))
             _create_indicator_tables(con)
-            into = "CREATE OR REPLACE TEMP TABLE ind_mart_rows AS" if chunk == 0 else "INSERT INTO ind_mart_rows"
-            con.execute(f"{into} {mart_select()}")
-        select = "SELECT *, now() AS _computed_at FROM ind_mart_rows"
-        if full:
-            con.execute(f"CREATE OR REPLACE TABLE {MART} AS {select}")
-        else:
-            con.begin()  # readers never see the replaced weeks half-written
-            try:
-                con.execute(f"CREATE TABLE IF NOT EXISTS {MART} AS {select} LIMIT 0")
-                con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _computed_at TIMESTAMPTZ")
-                con.execute(f"DELETE FROM {MART} WHERE week IN (SELECT week FROM ind_selected_weeks) "
-                            "AND ind_selected(institution_id)")
-                con.execute(f"INSERT INTO {MART} BY NAME {select}")
-                con.commit()
-            except Exception:
-                con.rollback()
-                raise
+            for table, select in (("ind_mart_rows", mart_select()), ("ind_sums_rows", SUMS_SELECT)):
+                into = f"CREATE OR REPLACE TEMP TABLE {table} AS" if chunk == 0 else f"INSERT INTO {table}"
+                con.execute(f"{into} {select}")
+        _write(con, full)
         return con.execute("SELECT count(*) FROM ind_mart_rows").fetchone()[0]
     finally:
         for table in TEMP_TABLES + NAMES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for view in TEMP_VIEWS:
             con.execute(f"DROP VIEW IF EXISTS temp.{view}")
+
+
+def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+    """Replace the mart and SUMS (full), or their rows of the selected weeks and institutions, in one
+    transaction: readers never see replaced weeks half-written, and the sums a refresh reads always match the mart."""
+    con.begin()
+    try:
+        for table, rows, week, selected in (
+            (MART, "SELECT *, now() AS _computed_at FROM ind_mart_rows", "week", "SELECT week FROM ind_selected_weeks"),
+            (SUMS, "SELECT * FROM ind_sums_rows", "week_start",
+             "SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)"),
+        ):
+            if full:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {rows}")
+                continue
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS {rows} LIMIT 0")
+            if table == MART:
+                con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _computed_at TIMESTAMPTZ")
+            con.execute(f"DELETE FROM {table} WHERE {week} IN ({selected}) AND ind_selected(institution_id)")
+            con.execute(f"INSERT INTO {table} BY NAME {rows}")
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
@@ -215,8 +244,10 @@ def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column:
 
 
 def last_computed_at(con: duckdb.DuckDBPyConnection):
-    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`)."""
-    if not _has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at` or
+    before SUMS: a refresh recomputes such a mart whole)."""
+    if not (_has_column(con, "marts", "institution_week_indicators", "_computed_at")
+            and _has_column(con, "marts", "institution_week_sums", "week_start")):
         return None
     return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
 
@@ -257,7 +288,8 @@ def touched_weeks(con: duckdb.DuckDBPyConnection, since) -> dict[str, str]:
 
 def refresh_institution_week_indicators(con: duckdb.DuckDBPyConnection) -> Refresh:
     """Recompute what changed since the mart's last computation (everything on the first run, nothing when no
-    row was loaded or superseded since), in at most two passes:
+    row was loaded or superseded since), in at most two passes, each summing the feeds' rows from its first
+    recomputed week only (the look-back weeks' sums are read from SUMS, unchanged since they were stored):
 
     - a week the mart does not hold yet (the new week, or one before its first) is computed, with every
       later week, for every institution: one that delivered nothing still gets its row (its silence grows);
@@ -279,11 +311,11 @@ def refresh_institution_week_indicators(con: duckdb.DuckDBPyConnection) -> Refre
     if late:  # up to the week every institution is computed from
         first = min(touched[i] for i in late)
         if every_from is None:
-            rows += compute_institution_week_indicators(con, from_week=first, institutions=late)
+            rows += compute_institution_week_indicators(con, from_week=first, institutions=late, stored_sums=True)
         elif weeks := [w for w in _weeks_from(con, first) if w < every_from]:
-            rows += compute_institution_week_indicators(con, weeks=weeks, institutions=late)
+            rows += compute_institution_week_indicators(con, weeks=weeks, institutions=late, stored_sums=True)
     if every_from is not None:
-        rows += compute_institution_week_indicators(con, from_week=every_from)
+        rows += compute_institution_week_indicators(con, from_week=every_from, stored_sums=True)
     recomputed = _institutions(con) if every_from is not None else len(late)
     return Refresh(rows, _weeks_from(con, first), full=False, institutions=recomputed)
 

@@ -1,12 +1,13 @@
 -- Step 2: each feed's rows of the institutions of this chunk (ind_in_chunk) with the time they are known (ind_known_at: the event time, or with
 -- as_of_delivery the later of event time and delivery date) and the ISO week (Asia/Shanghai) of that time.
--- Views `ind_all_<feed>` hold every row; the tables hold the rows of the grid's weeks (ind_grid_start() on:
--- the whole history on a full run, the recomputed weeks and their look-back on an incremental one).
+-- Views `ind_all_<feed>` hold every row; the tables hold the rows of the weeks summed from rows (ind_rows_start()
+-- on: the whole history on a full run, the recomputed weeks and their look-back on an incremental one, the
+-- recomputed weeks alone on a refresh from stored sums).
 -- `*_carry` tables fold the earlier rows into one row per order or account for the cumulative indicators
 -- (aggregates only: no earlier row is kept, sorted or windowed). Refunds, complaints and filings are small
 -- and kept whole (their state changes fall in later weeks).
--- The big feeds are split at ind_grid_since() (the grid's first Monday 00:00 Asia/Shanghai) on known_at
--- itself, not on its week: `date_trunc('week', known_at) >= ind_grid_start()` is the same test, but the time
+-- The big feeds are split at ind_rows_since() (that week's Monday 00:00 Asia/Shanghai) on known_at
+-- itself, not on its week: `date_trunc('week', known_at) >= ind_rows_start()` is the same test, but the time
 -- zone arithmetic of date_trunc costs ~0.15 s per million rows and a plain comparison of the stored time
 -- lets DuckDB skip whole row groups. The carry takes the week of its latest row after aggregating.
 
@@ -32,7 +33,7 @@ WITH orders AS (
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM orders;
 
 CREATE OR REPLACE TEMP TABLE ind_orders AS
-SELECT * FROM ind_all_orders WHERE known_at >= ind_grid_since();
+SELECT * FROM ind_all_orders WHERE known_at >= ind_rows_since();
 
 CREATE OR REPLACE TEMP VIEW ind_all_consumptions AS
 WITH consumptions AS (
@@ -65,29 +66,32 @@ SELECT
     c.week_start
 FROM ind_all_consumptions AS c
 INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
-WHERE c.known_at >= ind_grid_since();
+WHERE c.known_at >= ind_rows_since();
 
 CREATE OR REPLACE TEMP TABLE ind_consumption_carry AS
-WITH per_order AS (
+WITH per_size AS (
+    -- per order and class size: the rows of one order differ only in their hours, so valuing each size once
+    -- and multiplying by its count gives exactly the sum of the rows' values (each rounded as in ind_consumptions)
     SELECT
-        institution_id, order_id, count(*) AS consumptions, sum(hours) AS hours,
+        institution_id, order_id, hours, count(*) AS consumptions,
         date_trunc('week', max(known_at))::DATE AS last_week
     FROM ind_all_consumptions
-    WHERE known_at < ind_grid_since()
+    WHERE known_at < ind_rows_since()
     GROUP BY ALL
 )
 SELECT
     -- ids
     c.institution_id,
     c.order_id,
-    -- quantities: valued once per order (like ind_consumptions)
-    c.consumptions,
-    c.hours,
-    (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6) AS value_fen,
+    -- quantities
+    sum(c.consumptions) AS consumptions,
+    sum(c.hours * c.consumptions) AS hours,
+    sum(c.consumptions * (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6)) AS value_fen,
     -- times
-    c.last_week
-FROM per_order AS c
-INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id;
+    max(c.last_week) AS last_week
+FROM per_size AS c
+INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
+GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_refunds AS
 WITH refunds AS (
@@ -138,7 +142,7 @@ WITH movements AS (
 SELECT *, date_trunc('week', known_at)::DATE AS week_start FROM movements;
 
 CREATE OR REPLACE TEMP TABLE ind_movements AS
-SELECT * FROM ind_all_movements WHERE known_at >= ind_grid_since();
+SELECT * FROM ind_all_movements WHERE known_at >= ind_rows_since();
 
 CREATE OR REPLACE TEMP TABLE ind_movement_carry AS
 SELECT
@@ -155,7 +159,7 @@ SELECT
     count(*) AS movements,
     max(week_start) AS last_week
 FROM ind_all_movements
-WHERE known_at < ind_grid_since()
+WHERE known_at < ind_rows_since()
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_complaints AS
@@ -191,7 +195,7 @@ WITH evaluations AS (
     FROM staging.evaluations
     WHERE ind_in_chunk(institution_id)
 )
-SELECT * FROM evaluations WHERE week_start >= ind_grid_start();
+SELECT * FROM evaluations WHERE week_start >= ind_rows_start();
 
 CREATE OR REPLACE TEMP TABLE ind_filings AS
 SELECT

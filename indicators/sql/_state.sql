@@ -1,4 +1,4 @@
--- Step 3: every filed institution x every calendar week of the grid (from ind_grid_start(); a dense grid, so
+-- Step 3: every filed institution x every calendar week of the grid (from ind_window_start(); a dense grid, so
 -- window frames count weeks), with the filing state at the week end (latest non-null value on or before it)
 -- and whether it is active.
 CREATE OR REPLACE TEMP TABLE ind_institutions AS
@@ -54,7 +54,7 @@ grid AS (
         c.week, c.week_start, c.week_end, c.cutoff
     FROM ind_institutions AS i
     CROSS JOIN ind_calendar AS c
-    WHERE c.week_start >= ind_grid_start()
+    WHERE c.week_start >= ind_window_start()
 ),
 at_week_end AS (
     SELECT

@@ -1,12 +1,15 @@
 -- Step 4: per institution and week, the sums and counts the indicators are built from (0 when none), on the
--- dense grid of ind_state. Indicator SQL windows over these rows (PARTITION BY institution_no ORDER BY k).
--- When the grid starts after the first calendar week, each institution gets one carry row first (the week
--- before the grid, ind_carry_week()) holding the sums of every earlier week, so running sums ("so far")
--- are exact; trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS).
+-- dense grid of ind_state from ind_rows_start() on (the weeks summed from the feeds' rows). Indicator SQL windows
+-- over these rows (PARTITION BY institution_no ORDER BY k).
+-- When the rows start after the first calendar week, each institution gets one carry row first (the week
+-- before, ind_carry_week()) holding the sums of every earlier week, so running sums ("so far") are exact;
+-- trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS). A refresh from stored
+-- sums (`_stored_weekly`) then replaces the carry row by the stored weeks before ind_rows_start().
 CREATE OR REPLACE TEMP TABLE ind_weekly AS
 WITH grid AS (
     SELECT k, institution_no, institution_id, week_start, first_filed, reserve_required_fen
     FROM ind_state
+    WHERE week_start >= ind_rows_start()
     UNION ALL
     SELECT
         ind_grid_key(i.institution_no, c.week_no - 1, c.n_weeks),
@@ -17,7 +20,7 @@ WITH grid AS (
         NULL
     FROM ind_institutions AS i
     CROSS JOIN ind_calendar AS c
-    WHERE c.week_start = ind_grid_start() AND c.week_no > 1
+    WHERE c.week_start = ind_rows_start() AND c.week_no > 1
 ),
 order_weeks AS (
     SELECT
@@ -38,7 +41,7 @@ order_weeks AS (
         count(*) FILTER (WHERE is_over_cap),
         date_trunc('week', max(known_at))::DATE
     FROM ind_all_orders
-    WHERE known_at < ind_grid_since()
+    WHERE known_at < ind_rows_since()
     GROUP BY ALL
 ),
 consumption_weeks AS (
@@ -62,14 +65,14 @@ liability_events AS (
     UNION ALL
     SELECT r.order_id, r.institution_id, r.paid_known_at, 1, r.refund_id, r.requested_fen
     FROM ind_refunds AS r
-    WHERE r.paid_week >= ind_grid_start()
+    WHERE r.paid_week >= ind_rows_start()
     UNION ALL
     -- before the grid: one event per order (the cap telescopes, so one sum settles the same amount)
     SELECT order_id, institution_id, ind_carry_week()::TIMESTAMP::TIMESTAMPTZ, -1, '', sum(amount_fen)
     FROM (
         SELECT order_id, institution_id, value_fen AS amount_fen FROM ind_consumption_carry
         UNION ALL
-        SELECT order_id, institution_id, requested_fen FROM ind_refunds WHERE paid_week < ind_grid_start()
+        SELECT order_id, institution_id, requested_fen FROM ind_refunds WHERE paid_week < ind_rows_start()
     )
     GROUP BY ALL
 ),
@@ -190,13 +193,14 @@ break_weeks AS (
     SELECT b.institution_id, c.week_start, count(*) AS continuity_breaks
     FROM staging.bank_continuity_breaks AS b
     INNER JOIN ind_calendar AS c ON c.week = b.week
-    WHERE c.week_start >= ind_grid_start() AND ind_in_chunk(b.institution_id)
+    WHERE c.week_start >= ind_rows_start() AND ind_in_chunk(b.institution_id)
     GROUP BY ALL
 )
 SELECT
     -- grid keys and the filing values the weekly indicators need
     s.k,
     s.institution_no,
+    s.institution_id,
     s.week_start,
     s.first_filed,
     s.reserve_required_fen,

@@ -15,6 +15,7 @@ import pytest
 
 from indicators.compute import (
     MART,
+    SUMS,
     compute_institution_week_indicators,
     refresh_institution_week_indicators,
     touched_weeks,
@@ -66,6 +67,10 @@ def long_warehouse(tmp_path):
 
 def snapshot(con) -> pd.DataFrame:
     return con.execute(f"SELECT * EXCLUDE (_computed_at) FROM {MART} ORDER BY week, institution_id").df()
+
+
+def stored_sums(con) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM {SUMS} ORDER BY institution_id, week_start").df()
 
 
 def computed_at(con) -> dict[tuple[str, str], object]:
@@ -143,7 +148,23 @@ def test_a_new_week_is_computed_for_every_institution_and_late_rows_for_their_ow
     assert {key for key in restamped if key[1] != new_week} == {("M", f"2026-W{w}") for w in range(33, LAST_WEEK + 1)}
     assert refresh.rows == len(restamped) and refresh.institutions == after["institution_id"].nunique()
     assert value(con, "M", LAST_WEEK + 1, "orders_feed_silence_weeks") > 0  # silent in W41, its row is there
+    sums = stored_sums(con)
     pd.testing.assert_frame_equal(after, full_recomputation(con), check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(sums, stored_sums(con))  # what the next refresh reads is right too
+
+
+def test_a_refresh_reads_the_look_back_weeks_from_the_stored_sums(long_warehouse):
+    """The new week sums only its own rows: the weeks before come from SUMS (here tampered with), not their rows."""
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    con.execute(f"UPDATE {SUMS} SET paid_fen = paid_fen + 700 WHERE institution_id = 'S' AND week_start = ?",
+                [at(30, 1)[:10]])
+    insert(con, "orders", [loaded_now(order("s41", "S", at(LAST_WEEK + 1, 2), 1000))])
+    before = value(con, "S", LAST_WEEK, "prepaid_liability_fen")
+    refresh_institution_week_indicators(con)
+    assert value(con, "S", LAST_WEEK + 1, "prepaid_liability_fen") == before + 1000 + 700
+    full_recomputation(con)
+    assert value(con, "S", LAST_WEEK + 1, "prepaid_liability_fen") == before + 1000
 
 
 def test_nothing_loaded_recomputes_nothing(long_warehouse):
@@ -167,10 +188,11 @@ def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
     pd.testing.assert_frame_equal(snapshot(con), full_recomputation(con), check_exact=False, rtol=1e-12)
 
 
-def test_mart_without_computed_at_is_recomputed_whole(long_warehouse):
+@pytest.mark.parametrize("older", [f"ALTER TABLE {MART} DROP COLUMN _computed_at", f"DROP TABLE {SUMS}"])
+def test_mart_from_older_code_is_recomputed_whole(long_warehouse, older):
     con = long_warehouse
     compute_institution_week_indicators(con)
-    con.execute(f"ALTER TABLE {MART} DROP COLUMN _computed_at")
+    con.execute(older)
     refresh = refresh_institution_week_indicators(con)
     assert refresh.full and len(refresh.weeks) == LAST_WEEK
 
