@@ -37,9 +37,10 @@ MART = "marts.institution_week_indicators"
 # Every grid row's weekly sums (ind_weekly without its grid keys), kept so that a refresh reads the look-back
 # weeks from here instead of re-reading their feed rows.
 SUMS = "marts.institution_week_sums"
+SELECTED_WEEK_STARTS = "SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)"
 SUMS_SELECT = (
     "SELECT * EXCLUDE (k, institution_no, first_filed, reserve_required_fen) FROM ind_weekly "
-    "WHERE week_start IN (SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks))"
+    f"WHERE week_start IN ({SELECTED_WEEK_STARTS})"
 )
 STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
@@ -219,8 +220,7 @@ def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     try:
         for table, rows, week, selected in (
             (MART, "SELECT *, now() AS _computed_at FROM ind_mart_rows", "week", "SELECT week FROM ind_selected_weeks"),
-            (SUMS, "SELECT * FROM ind_sums_rows", "week_start",
-             "SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)"),
+            (SUMS, "SELECT * FROM ind_sums_rows", "week_start", SELECTED_WEEK_STARTS),
         ):
             if full:
                 con.execute(f"CREATE OR REPLACE TABLE {table} AS {rows}")
