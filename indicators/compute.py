@@ -39,8 +39,7 @@ MART = "marts.institution_week_indicators"
 SUMS = "marts.institution_week_sums"
 SELECTED_WEEK_STARTS = "SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)"
 SUMS_SELECT = (
-    "SELECT * EXCLUDE (k, institution_no, first_filed, reserve_required_fen) FROM ind_weekly "
-    f"WHERE week_start IN ({SELECTED_WEEK_STARTS})"
+    "SELECT * EXCLUDE (k, institution_no, first_filed, reserve_required_fen) FROM ind_weekly WHERE ind_written(k)"
 )
 STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
@@ -101,6 +100,12 @@ def _select_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str] | None, from_
         )
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE ind_selected_weeks AS SELECT unnest(?::VARCHAR[]) AS week", [weeks])
+    # `ind_written(k)`: whether grid key k is of a selected week; constants, so every scan filters before a join
+    numbers, n_weeks = con.execute(
+        "SELECT list(week_no ORDER BY week_no), max(n_weeks) FROM ind_calendar "
+        "WHERE week IN (SELECT week FROM ind_selected_weeks)").fetchone()
+    test = f"(k - 1) % {int(n_weeks)} + 1 IN ({', '.join(str(int(n)) for n in numbers)})" if numbers else "false"
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_written(k) AS {test}")
 
 
 def _create_grid_macros(con: duckdb.DuckDBPyConnection, stored_sums: bool) -> None:
@@ -165,11 +170,9 @@ def mart_select() -> str:
     indicator (the mart adds when they were computed: what the scores and the next refresh compare against)."""
     identity = ", ".join(f"s.{c}" for c in IDENTITY_COLUMNS)
     values = ",\n    ".join(f"{i.name}.{i.name}::DOUBLE AS {i.name}" for i in INDICATORS)
-    joins = "\n".join(f"LEFT JOIN {i.name} USING (k)" for i in INDICATORS)
-    return (
-        f"SELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\n"
-        "WHERE s.is_active AND s.week IN (SELECT week FROM ind_selected_weeks)"
-    )
+    # every table filtered on the written weeks before the joins (a weekly refresh writes 1 of the grid's 17)
+    joins = "\n".join(f"LEFT JOIN (FROM {i.name} WHERE ind_written(k)) AS {i.name} USING (k)" for i in INDICATORS)
+    return f"SELECT {identity},\n    {values}\nFROM ind_state AS s\n{joins}\nWHERE s.is_active AND ind_written(s.k)"
 
 
 def compute_institution_week_indicators(
