@@ -45,7 +45,7 @@ STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes wher
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
 CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of institutions (a province's history)
 TEMP_TABLES = (
-    "ind_orders", "ind_consumptions", "ind_consumption_carry", "ind_refunds", "ind_movements",
+    "ind_orders", "ind_consumptions", "ind_carried_orders", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
     "ind_state", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions", "ind_mart_rows",
     "ind_sums_rows",
@@ -113,7 +113,9 @@ def _create_grid_macros(con: duckdb.DuckDBPyConnection, stored_sums: bool) -> No
     week (the first calendar week at most); `ind_rows_start()`: the first week summed from the feeds' rows, the
     same week, or with `stored_sums` the first selected week (the earlier weeks' sums are read from SUMS);
     `ind_carry_week()`: the week before it, which holds the carry rows; `ind_rows_since()`: its first instant
-    (Monday 00:00 in the session's time zone, as date_trunc)."""
+    (Monday 00:00 in the session's time zone, as date_trunc); `ind_stored_sums()`: whether the weeks before
+    ind_rows_start() are read from SUMS (then no carry row is summed from the feeds, and the per-order and
+    per-account carry is kept only for the orders and accounts with rows from ind_rows_start() on)."""
     window, first = con.execute(
         """
         WITH first AS (SELECT min(week_no) AS week_no FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks))
@@ -125,6 +127,7 @@ def _create_grid_macros(con: duckdb.DuckDBPyConnection, stored_sums: bool) -> No
         [LOOKBACK_WEEKS],
     ).fetchone()
     rows = first if stored_sums and first is not None else window
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_stored_sums() AS {'true' if stored_sums else 'false'}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_window_start() AS DATE '{window.isoformat()}'")
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_rows_start() AS DATE '{rows.isoformat()}'")
     con.execute("CREATE OR REPLACE TEMP MACRO ind_carry_week() AS (ind_rows_start() - 7)")

@@ -68,31 +68,6 @@ FROM ind_all_consumptions AS c
 INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
 WHERE c.known_at >= ind_rows_since();
 
-CREATE OR REPLACE TEMP TABLE ind_consumption_carry AS
-WITH per_size AS (
-    -- per order and class size: the rows of one order differ only in their hours, so valuing each size once
-    -- and multiplying by its count gives exactly the sum of the rows' values (each rounded as in ind_consumptions)
-    SELECT
-        institution_id, order_id, hours, count(*) AS consumptions,
-        date_trunc('week', max(known_at))::DATE AS last_week
-    FROM ind_all_consumptions
-    WHERE known_at < ind_rows_since()
-    GROUP BY ALL
-)
-SELECT
-    -- ids
-    c.institution_id,
-    c.order_id,
-    -- quantities
-    sum(c.consumptions) AS consumptions,
-    sum(c.hours * c.consumptions) AS hours,
-    sum(c.consumptions * (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6)) AS value_fen,
-    -- times
-    max(c.last_week) AS last_week
-FROM per_size AS c
-INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
-GROUP BY ALL;
-
 CREATE OR REPLACE TEMP TABLE ind_refunds AS
 WITH refunds AS (
     SELECT
@@ -120,6 +95,40 @@ SELECT
     date_trunc('week', paid_known_at)::DATE AS paid_week,
     date_trunc('week', closed_known_at)::DATE AS closed_week
 FROM refunds;
+
+-- With stored sums (a refresh) the carry row comes from them; the rows before are read only for the cap of
+-- the orders settled from ind_rows_start() on (a class or a paid refund since) and the last balance of the
+-- accounts with a movement since. Without, these are empty and the carry covers every order and account.
+CREATE OR REPLACE TEMP TABLE ind_carried_orders AS
+SELECT order_id FROM ind_consumptions WHERE ind_stored_sums()
+UNION
+SELECT order_id FROM ind_refunds WHERE ind_stored_sums() AND paid_week >= ind_rows_start();
+
+CREATE OR REPLACE TEMP TABLE ind_consumption_carry AS
+WITH per_size AS (
+    -- per order and class size: the rows of one order differ only in their hours, so valuing each size once
+    -- and multiplying by its count gives exactly the sum of the rows' values (each rounded as in ind_consumptions)
+    SELECT
+        institution_id, order_id, hours, count(*) AS consumptions,
+        date_trunc('week', max(known_at))::DATE AS last_week
+    FROM ind_all_consumptions
+    WHERE known_at < ind_rows_since()
+        AND (NOT ind_stored_sums() OR order_id IN (SELECT order_id FROM ind_carried_orders))
+    GROUP BY ALL
+)
+SELECT
+    -- ids
+    c.institution_id,
+    c.order_id,
+    -- quantities
+    sum(c.consumptions) AS consumptions,
+    sum(c.hours * c.consumptions) AS hours,
+    sum(c.consumptions * (o.paid_fen * c.hours / o.class_hours)::DECIMAL(18, 6)) AS value_fen,
+    -- times
+    max(c.last_week) AS last_week
+FROM per_size AS c
+INNER JOIN ind_all_orders AS o ON o.order_id = c.order_id
+GROUP BY ALL;
 
 CREATE OR REPLACE TEMP VIEW ind_all_movements AS
 WITH movements AS (
@@ -160,6 +169,8 @@ SELECT
     max(week_start) AS last_week
 FROM ind_all_movements
 WHERE known_at < ind_rows_since()
+    -- by account_id alone: an account of the same id at another bank carried too is harmless
+    AND (NOT ind_stored_sums() OR account_id IN (SELECT account_id FROM ind_movements))
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_complaints AS

@@ -1,10 +1,8 @@
 -- Step 4b, a refresh from stored sums only: the weeks of the windows' grid before the first recomputed week
 -- (ind_window_start() to ind_rows_start()) are read from marts.institution_week_sums, written when they were
 -- last recomputed, and every earlier stored week is summed into the carry row; the weeks from ind_rows_start()
--- on were just summed from the feeds' rows (their carry row, the week before, is dropped: the stored weeks
--- hold it). A new week thus reads one week of the big feeds, not its whole look-back.
-DELETE FROM ind_weekly WHERE week_start < ind_rows_start();
-
+-- on were just summed from the feeds' rows (`_weekly` built no carry row for them: the stored weeks hold it).
+-- A new week thus reads one week of the big feeds, not its whole look-back.
 INSERT INTO ind_weekly BY NAME
 SELECT
     -- grid keys and filing values of this computation

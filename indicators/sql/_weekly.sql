@@ -4,7 +4,8 @@
 -- When the rows start after the first calendar week, each institution gets one carry row first (the week
 -- before, ind_carry_week()) holding the sums of every earlier week, so running sums ("so far") are exact;
 -- trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS). A refresh from stored
--- sums (`_stored_weekly`) then replaces the carry row by the stored weeks before ind_rows_start().
+-- sums (ind_stored_sums(), `_stored_weekly`) builds no carry row here: the stored weeks before ind_rows_start()
+-- take its place, and the per-order and per-account carry only settles the caps and balances of later weeks.
 CREATE OR REPLACE TEMP TABLE ind_weekly AS
 WITH grid AS (
     SELECT k, institution_no, institution_id, week_start, first_filed, reserve_required_fen
@@ -20,7 +21,7 @@ WITH grid AS (
         NULL
     FROM ind_institutions AS i
     CROSS JOIN ind_calendar AS c
-    WHERE c.week_start = ind_rows_start() AND c.week_no > 1
+    WHERE c.week_start = ind_rows_start() AND c.week_no > 1 AND NOT ind_stored_sums()
 ),
 order_weeks AS (
     SELECT
@@ -41,7 +42,7 @@ order_weeks AS (
         count(*) FILTER (WHERE is_over_cap),
         date_trunc('week', max(known_at))::DATE
     FROM ind_all_orders
-    WHERE known_at < ind_rows_since()
+    WHERE known_at < ind_rows_since() AND NOT ind_stored_sums()
     GROUP BY ALL
 ),
 consumption_weeks AS (
@@ -56,6 +57,7 @@ consumption_weeks AS (
     UNION ALL
     SELECT institution_id, ind_carry_week(), sum(consumptions), sum(hours), sum(value_fen), max(last_week)
     FROM ind_consumption_carry
+    WHERE NOT ind_stored_sums()
     GROUP BY ALL
 ),
 liability_events AS (
@@ -162,6 +164,7 @@ movement_weeks AS (
         0,
         max(last_week)
     FROM ind_movement_carry
+    WHERE NOT ind_stored_sums()
     GROUP BY ALL
 ),
 account_week_balances AS (
