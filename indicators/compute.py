@@ -88,6 +88,7 @@ def _create_macros(con: duckdb.DuckDBPyConnection, as_of_delivery: bool) -> None
         "greatest(ts, coalesce(delivered::TIMESTAMPTZ, ts))" if as_of_delivery else "ts"
     )
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_known_at(ts, delivered) AS {known}")
+    con.execute(f"CREATE OR REPLACE TEMP MACRO ind_as_of_delivery() AS {'true' if as_of_delivery else 'false'}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_order_cap_hours() AS {int(ORDER_CAP_CLASS_HOURS)}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO ind_order_cap_months() AS {int(ORDER_CAP_MONTHS)}")
 

@@ -159,14 +159,17 @@ SELECT
     institution_id,
     bank_code,
     account_id,
-    -- money: the account's balance after its last movement of its last week, and the cumulative sums
-    arg_max(balance_after_fen, (week_start, booked_at, movement_id)) AS balance_after_fen,
+    -- money: the account's balance after its last movement of its last week, and the cumulative sums (the
+    -- known week orders first only as of delivery: otherwise it follows booked_at, and the time-zone arithmetic
+    -- of every earlier movement's week was most of this aggregate's time)
+    arg_max(balance_after_fen, (CASE WHEN ind_as_of_delivery() THEN week_start END, booked_at, movement_id))
+        AS balance_after_fen,
     coalesce(sum(amount_fen) FILTER (WHERE kind = 'release'), 0) AS released_fen,
     coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_in'), 0)
         - coalesce(sum(amount_fen) FILTER (WHERE kind = 'reserve_out'), 0) AS reserve_net_fen,
     -- counts and times
     count(*) AS movements,
-    max(week_start) AS last_week
+    date_trunc('week', max(known_at))::DATE AS last_week
 FROM ind_all_movements
 WHERE known_at < ind_rows_since()
     -- by account_id alone: an account of the same id at another bank carried too is harmless
