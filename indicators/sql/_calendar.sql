@@ -5,15 +5,26 @@ CREATE OR REPLACE TEMP TABLE ind_calendar AS
 WITH paid_orders AS (
     SELECT order_id, paid_at, _delivery_date FROM staging.orders WHERE status = 'paid'
 ),
-activity_times AS (
+other_times AS (
     SELECT ind_known_at(paid_at, _delivery_date) AS known_at FROM paid_orders
-    UNION ALL
-    SELECT ind_known_at(c.consumed_at, c._delivery_date)
-    FROM staging.consumptions AS c SEMI JOIN paid_orders AS o ON o.order_id = c.order_id
     UNION ALL SELECT ind_known_at(requested_at, _delivery_date) FROM staging.refunds
     UNION ALL SELECT ind_known_at(booked_at, _delivery_date) FROM staging.account_movements
     UNION ALL SELECT ind_known_at(received_at, _delivery_date) FROM staging.complaints
     UNION ALL SELECT ind_known_at(rated_at, _delivery_date) FROM staging.evaluations
+),
+other_bounds AS (
+    SELECT min(known_at) AS first_at, max(known_at) AS last_at FROM other_times
+),
+activity_times AS (
+    SELECT known_at FROM other_times
+    UNION ALL
+    -- only a consumption outside the other feeds' span can move a bound: the match on paid orders (most of
+    -- this step's time over the whole feed) is made for those few
+    SELECT ind_known_at(c.consumed_at, c._delivery_date)
+    FROM staging.consumptions AS c, other_bounds AS b
+    WHERE (b.first_at IS NULL
+        OR ind_known_at(c.consumed_at, c._delivery_date) NOT BETWEEN b.first_at AND b.last_at)
+        AND c.order_id IN (SELECT order_id FROM paid_orders)
 ),
 filing_dates AS (
     SELECT ind_known_at(record_date::TIMESTAMPTZ, _delivery_date)::DATE AS known_date FROM staging.institutions

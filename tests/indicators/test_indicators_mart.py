@@ -97,3 +97,17 @@ def test_as_of_delivery_counts_a_late_row_from_its_delivery(warehouse, insert_ro
     assert _liability(warehouse) == {"2026-W10": 1_000, "2026-W11": 1_000, "2026-W12": 3_500}
     compute_institution_week_indicators(warehouse)
     assert _liability(warehouse) == {"2026-W10": 3_000, "2026-W11": 3_000, "2026-W12": 3_500}
+
+
+def test_a_consumption_after_every_other_row_extends_the_calendar_only_if_its_order_was_paid(warehouse, insert_rows):
+    _seed(warehouse, insert_rows)                                                     # orders in W10 and W12
+    insert_rows(warehouse, "orders", [
+        {"order_id": "p", "institution_id": "A", "paid_at": "2026-03-18T10:00:00+08:00", "paid_fen": 900,
+         "list_price_fen": 900, "class_hours": 9, "status": "pending", "_delivery_date": "2026-03-18"}])
+    insert_rows(warehouse, "consumptions", [
+        {"consumption_id": "c1", "order_id": "a1", "institution_id": "A", "consumed_at": "2026-03-31T10:00:00+08:00",
+         "class_hours": 1, "_delivery_date": "2026-03-31"},                          # W14, paid order
+        {"consumption_id": "c2", "order_id": "p", "institution_id": "A", "consumed_at": "2026-04-14T10:00:00+08:00",
+         "class_hours": 1, "_delivery_date": "2026-04-14"}])                        # W16, order not paid
+    compute_institution_week_indicators(warehouse)
+    assert list(_liability(warehouse)) == [f"2026-W{w:02d}" for w in range(10, 15)]
