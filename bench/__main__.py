@@ -16,6 +16,9 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, help="shrink the scale (e.g. 15000) for a quicker run")
     parser.add_argument("--weeks", type=int)
     parser.add_argument("--memory-limit", default="4GB", help="TUTORWATCH_MEMORY_LIMIT of every step")
+    parser.add_argument("--reference-memory-limit",
+                        help="memory limit of the reference SQL (b) (default: --memory-limit; at national one "
+                             "statement fails under 4GB)")
     parser.add_argument("--pandas-memory-gb", type=float, default=12,
                         help="address-space cap of the pandas step (it fails with MemoryError beyond)")
     parser.add_argument("--prime-chunks", type=int, default=1,
@@ -25,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(args.cache)
     bench(args.scale, cache, args.institutions, args.weeks, args.memory_limit, set(filter(None, args.skip.split(","))),
-          args.pandas_memory_gb, args.label, args.prime_chunks)
+          args.pandas_memory_gb, args.label, args.prime_chunks, args.reference_memory_limit)
     RESULTS.write_text(render(cache, FINDINGS.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"[bench] figures in {RESULTS}")
 

@@ -71,8 +71,12 @@ def section(f: dict) -> str:
         _row("(a) full pipeline, landing → published lists", a, rows),
         *([_row("full pipeline over landing A (every week before the newest)", f["pipeline_a"], rows_a)]
           if f.get("pipeline_a") else []),
-        _row("(b) reference: one DuckDB SQL, core indicators", b, rows),
-        _row("(c) pandas, core indicators", c, rows),
+        _row("(b) reference: one DuckDB SQL, core indicators"
+             + (f" (memory limit {f['reference_memory_limit']})" if b and f.get("reference_memory_limit") else ""),
+             b, rows),
+        _row("(c) pandas, core indicators"
+             + (f" ({chunks} chunks of institutions)" if (chunks := (c or {}).get("figures", {}).get("chunks", 1)) > 1
+                else ""), c, rows),
         _row(f"incremental run: + week {f.get('newest_week', '?')}", inc,
              (inc or {}).get("figures", {}).get("rows_delivered") or rows),
         "",

@@ -159,10 +159,11 @@ def _reference(args: argparse.Namespace) -> dict:
 
 
 def _pandas(args: argparse.Namespace) -> dict:
-    from bench.pandas_core import pandas_indicators
+    from bench.pandas_core import PANDAS_CHUNK_ROWS, chunks_for, pandas_indicators
 
-    pandas_indicators(Path(args.parquet)).to_parquet(args.result)
-    return {}
+    chunks = chunks_for(Path(args.parquet), PANDAS_CHUNK_ROWS)
+    pandas_indicators(Path(args.parquet), chunks).to_parquet(args.result)
+    return {"chunks": chunks}
 
 
 def _convert(args: argparse.Namespace) -> dict:
