@@ -358,11 +358,12 @@ def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str], fingerprint
     return stamped
 
 
-def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, **options) -> int:
+def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None,
+                   progress: Callable[[str], None] | None = None, **options) -> int:
     """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`.
 
-    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs). Returns the rows listed for
-    `weeks`. `refresh_warnings` is the incremental entry point that also stamps `ops.week_builds`.
+    `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs); `progress` hears of each block of
+    weeks (a national build takes tens of minutes). Returns the rows listed for `weeks`. `refresh_warnings` is the incremental entry point that also stamps `ops.week_builds`.
     """
     con.execute("create schema if not exists marts")
     con.execute(WARNINGS_DDL)
@@ -381,6 +382,10 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
                     f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
         con.unregister("listed_rows")
         listed_rows += len(listed)
+        if progress:
+            block = weeks[start:start + WEEKS_PER_EVALUATION]
+            progress(f"warnings: weeks {block[0]}…{block[-1]} built ({start + len(block)} of {len(weeks)} weeks, "
+                     f"{listed_rows:,} rows listed)")
     con.register("week_pairs", _week_pairs(con))
     con.execute(_sql("rules_changes.sql"))
     con.unregister("week_pairs")
@@ -404,7 +409,8 @@ def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None
                                       {"rule_book": fingerprint or rule_book_fingerprint()}).fetchall()]
 
 
-def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, list[str]]:
+def refresh_warnings(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None] | None = None,
+                     **options) -> tuple[int, list[str]]:
     """Rebuild only the weeks whose indicators, scores or rule book changed since they were last built (all
     weeks the first time); returns the rows listed in them and the weeks stamped in ops.week_builds (those
     rebuilt and the week after each)."""
@@ -412,5 +418,5 @@ def refresh_warnings(con: duckdb.DuckDBPyConnection, **options) -> tuple[int, li
     weeks = changed_weeks(con, fingerprint)
     if not weeks:
         return 0, []
-    rows = build_warnings(con, weeks, **options)
+    rows = build_warnings(con, weeks, progress, **options)
     return rows, _record_builds(con, weeks, fingerprint)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 
 import duckdb
@@ -236,10 +237,12 @@ def _replace_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.
         con.unregister("scored_rows")
 
 
-def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bool = False) -> dict:
+def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bool = False,
+                            progress: Callable[[str], None] | None = None) -> dict:
     """Score the weeks that need it into `marts.institution_week_scores` (champion, or the rule score) and
     `marts.model_scores_all`: weeks never scored, weeks whose indicators were recomputed since, and after a
-    retraining the weeks newer than the model's training data. Other weeks keep their scores."""
+    retraining the weeks newer than the model's training data. Other weeks keep their scores. `progress` hears
+    of each chunk of weeks (national scores take tens of minutes)."""
     pointer = registry.current(out) or {"trained": False, "reason": "no model has been trained"}
     if not pointer["trained"] and rule_score.load(con, _first_week(con)) is None:
         for table in (SCORES_TABLE, ALL_SCORES_TABLE):
@@ -267,6 +270,9 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
             scored = score_frame(frame[frame["week"].isin(chunk)], version, meta, estimators, explain_all)
         _replace_weeks(con, chunk, scored)
         rows += int(scored["role"].isin(["champion", "fallback"]).sum())
+        if progress:
+            progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
+                     f"weeks, {rows:,} rows)")
     total = con.execute(f"select count(distinct week) from {MART}").fetchone()[0]
     outcome = {"source": meta["champion"] if meta else RULE_MODEL_NAME, "model_version": version, "rows": rows,
                "weeks_scored": len(weeks), "weeks_kept": total - len(weeks),

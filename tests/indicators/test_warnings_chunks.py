@@ -15,6 +15,10 @@ def test_the_list_does_not_depend_on_how_many_weeks_are_evaluated_together(long_
     whole = rules.build_warnings(con)
     at_once = warnings_table(con)
     monkeypatch.setattr(rules, "WEEKS_PER_EVALUATION", 3)
-    assert rules.build_warnings(con) == whole > 0
+    said: list[str] = []
+    assert rules.build_warnings(con, progress=said.append) == whole > 0
     pd.testing.assert_frame_equal(warnings_table(con), at_once)
     assert at_once["week"].nunique() > 3
+    weeks = con.execute("select count(distinct week) from marts.institution_week_indicators").fetchone()[0]
+    assert len(said) == -(-weeks // 3)  # a line per block of weeks, the last with every week and row
+    assert said[-1].endswith(f"({weeks} of {weeks} weeks, {whole:,} rows listed)")

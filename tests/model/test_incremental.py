@@ -120,5 +120,8 @@ def test_a_mart_without_computed_at_is_rescored_whole(tmp_path, trained):
     """Until the indicators side stamps `_computed_at`, there is no telling what changed: every week is rescored."""
     warehouse = shutil.copy(trained["warehouse"], tmp_path / "w.duckdb")
     con = connect(warehouse)
-    outcome = score_institution_weeks(con, trained["out"])
+    said: list[str] = []
+    outcome = score_institution_weeks(con, trained["out"], progress=said.append)
     assert (outcome["weeks_scored"], outcome["weeks_kept"]) == (44, 0)
+    # one line per chunk of weeks, the last counting every week and row scored (a national run is long)
+    assert said and said[-1].endswith(f"(44 of 44 weeks, {outcome['rows']:,} rows)")

@@ -78,9 +78,10 @@ def model_backtest(config: RiskModelConfig, folders: FoldersResource) -> dg.Mate
     description=f"{SCORES_TABLE}: the champion's calibrated score and reasons per institution-week "
                 "(both models in marts.model_scores_all); the rule score when no model could be trained.",
 )
-def institution_week_scores(duckdb: WarehouseResource, folders: FoldersResource) -> dg.MaterializeResult:
+def institution_week_scores(context: dg.AssetExecutionContext, duckdb: WarehouseResource,
+                            folders: FoldersResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        outcome = score_institution_weeks(con, folders.out)
+        outcome = score_institution_weeks(con, folders.out, progress=context.log.info)
     return dg.MaterializeResult(metadata={k: v for k, v in outcome.items() if v is not None})
 
 

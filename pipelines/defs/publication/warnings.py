@@ -17,11 +17,11 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     description="marts.warnings (listed institution-weeks with tier, score, reasons, change) and warning_drops; "
                 "ops.week_builds (when each week was last rebuilt).",
 )
-def warnings(duckdb: WarehouseResource) -> dg.MaterializeResult:
+def warnings(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
     """Rebuild only weeks whose indicators or scores changed since their last build, and the week after each
     (its `change` column compares against them), so publication republishes exactly those weeks."""
     with duckdb.get_connection() as con:
-        rows, weeks = refresh_warnings(con)
+        rows, weeks = refresh_warnings(con, progress=context.log.info)
         by_tier = dict(con.execute("select tier, count(*) from marts.warnings group by tier").fetchall())
         drops = con.execute("select count(*) from marts.warning_drops").fetchone()[0]
     return dg.MaterializeResult(metadata={
