@@ -363,7 +363,8 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
     """Rebuild `marts.warnings` for `weeks` (default: every week with indicators) and `marts.warning_drops`.
 
     `options` go to `evaluate` (thresholds_for, rule_cutoffs, model_cutoffs); `progress` hears of each block of
-    weeks (a national build takes tens of minutes). Returns the rows listed for `weeks`. `refresh_warnings` is the incremental entry point that also stamps `ops.week_builds`.
+    weeks (a national build takes tens of minutes). Returns the rows listed for `weeks`. `refresh_warnings`
+    is the incremental entry point that also stamps `ops.week_builds`.
     """
     con.execute("create schema if not exists marts")
     con.execute(WARNINGS_DDL)
