@@ -52,6 +52,8 @@ def section(f: dict) -> str:
     rows = sum(f["convert"]["figures"]["delivered"].values()) if f.get("convert") else 0
     rows_a = (f.get("pipeline_a") or {}).get("figures", {}).get("rows_delivered") or rows
     a, b, c, inc = (f.get(k) for k in ("pipeline", "reference", "pandas", "incremental"))
+    reference_limit = f" (memory limit {f['reference_memory_limit']})" if b and f.get("reference_memory_limit") else ""
+    chunks = (c or {}).get("figures", {}).get("chunks", 1)
     lines = [
         f"## {f['label']} ({f['date']}, {f['cpus']} cores shared, TUTORWATCH_MEMORY_LIMIT={f['memory_limit']}"
         + (f"; code {f['commit']}" if f.get("commit") else "") + ")", "",
@@ -71,12 +73,8 @@ def section(f: dict) -> str:
         _row("(a) full pipeline, landing → published lists", a, rows),
         *([_row("full pipeline over landing A (every week before the newest)", f["pipeline_a"], rows_a)]
           if f.get("pipeline_a") else []),
-        _row("(b) reference: one DuckDB SQL, core indicators"
-             + (f" (memory limit {f['reference_memory_limit']})" if b and f.get("reference_memory_limit") else ""),
-             b, rows),
-        _row("(c) pandas, core indicators"
-             + (f" ({chunks} chunks of institutions)" if (chunks := (c or {}).get("figures", {}).get("chunks", 1)) > 1
-                else ""), c, rows),
+        _row("(b) reference: one DuckDB SQL, core indicators" + reference_limit, b, rows),
+        _row("(c) pandas, core indicators" + (f" ({chunks} chunks of institutions)" if chunks > 1 else ""), c, rows),
         _row(f"incremental run: + week {f.get('newest_week', '?')}", inc,
              (inc or {}).get("figures", {}).get("rows_delivered") or rows),
         "",

@@ -128,8 +128,9 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     source = folder / "src"
     figures["commit"] = snapshot(source)
 
-    def measure(name: str, step: str, address_space: int = 0, **options) -> Timing:
-        return keep(timed(name, step, folder, env, source, address_space, **options))
+    def measure(name: str, step: str, address_space: int = 0, memory_limit: str | None = None, **options) -> Timing:
+        limit = {"TUTORWATCH_MEMORY_LIMIT": memory_limit} if memory_limit else {}
+        return keep(timed(name, step, folder, env | limit, source, address_space, **options))
 
     def keep(timing: Timing) -> Timing:
         figures[timing.name] = asdict(timing)
@@ -152,8 +153,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     if "reference" not in skip:
         # one statement cannot be cut into chunks: it may get more memory than the pipeline (recorded, reported)
         figures["reference_memory_limit"] = reference_memory_limit or memory_limit
-        keep(timed("reference", "reference", folder, env | {"TUTORWATCH_MEMORY_LIMIT": figures["reference_memory_limit"]},
-                   source, parquet=parquet, result=folder / "reference.parquet"))
+        measure("reference", "reference", memory_limit=figures["reference_memory_limit"], parquet=parquet,
+                result=folder / "reference.parquet")
     if "pandas" not in skip:
         measure("pandas", "pandas", parquet=parquet, result=folder / "pandas.parquet",
                 address_space=int(pandas_memory_gb * 2**30))

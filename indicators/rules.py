@@ -376,15 +376,14 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
         con.execute("delete from marts.warnings where week in (select unnest(?))", [weeks])
     listed_rows = 0
     for start in range(0, len(weeks), WEEKS_PER_EVALUATION):
-        listed = evaluate(con, weeks[start:start + WEEKS_PER_EVALUATION], **options).assign(
-            change=None, previous_tier=None)
+        block = weeks[start:start + WEEKS_PER_EVALUATION]
+        listed = evaluate(con, block, **options).assign(change=None, previous_tier=None)
         con.register("listed_rows", listed[list(WARNING_COLUMNS)])
         con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
                     f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
         con.unregister("listed_rows")
         listed_rows += len(listed)
         if progress:
-            block = weeks[start:start + WEEKS_PER_EVALUATION]
             progress(f"warnings: weeks {block[0]}…{block[-1]} built ({start + len(block)} of {len(weeks)} weeks, "
                      f"{listed_rows:,} rows listed)")
     con.register("week_pairs", _week_pairs(con))
