@@ -24,11 +24,13 @@ def main() -> None:
     parser.add_argument("--prime-chunks", type=int, default=1,
                         help="ingest the history before landing A in this many batches (1: in the run over landing A)")
     parser.add_argument("--label", help="cache folder name (default: the scale, and -N with --institutions)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue (a) where it was killed (its warehouse and event log in <label>/run_full)")
     parser.add_argument("--skip", default="", help="comma-separated: full, reference, pandas, incremental")
     args = parser.parse_args()
     cache = Path(args.cache)
     bench(args.scale, cache, args.institutions, args.weeks, args.memory_limit, set(filter(None, args.skip.split(","))),
-          args.pandas_memory_gb, args.label, args.prime_chunks, args.reference_memory_limit)
+          args.pandas_memory_gb, args.label, args.prime_chunks, args.reference_memory_limit, args.resume)
     RESULTS.write_text(render(cache, FINDINGS.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"[bench] figures in {RESULTS}")
 

@@ -33,11 +33,20 @@ def _tree_rss_mb(root: int) -> float:
 
 
 class RssSampler:
-    """`with RssSampler() as s:` ... then `s.peak_mb(start, end)` for any wall-clock interval (time.time())."""
+    """`with RssSampler() as s:` ... then `s.peak_mb(start, end)` for any wall-clock interval (time.time()).
 
-    def __init__(self, interval: float = 1.0):
+    With `log`, every sample is also appended to that file, and the samples already in it are loaded: the
+    samples of a run that was killed survive for the run that resumes it."""
+
+    def __init__(self, interval: float = 1.0, log: Path | None = None):
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        self._log = None
+        if log is not None:
+            if log.exists():
+                self.samples = [(float(t), float(mb)) for t, mb in
+                                (line.split("\t") for line in log.read_text().splitlines() if line.count("\t") == 1)]
+            self._log = log.open("a", buffering=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -48,8 +57,10 @@ class RssSampler:
 
     def sample(self) -> float:
         """Take a sample now; call it at the edges of a phase shorter than the interval, or it has none."""
-        moment = time.time()
-        self.samples.append((moment, _tree_rss_mb(os.getpid())))
+        moment, mb = time.time(), _tree_rss_mb(os.getpid())
+        self.samples.append((moment, mb))
+        if self._log:
+            self._log.write(f"{moment}\t{mb}\n")
         return moment
 
     def __enter__(self) -> RssSampler:
@@ -59,6 +70,8 @@ class RssSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        if self._log:
+            self._log.close()
 
     def at_mb(self, moment: float) -> float:
         """The last sample taken at or before `moment` (what the process held when a step started)."""

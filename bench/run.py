@@ -56,7 +56,9 @@ def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path 
     figures = folder / f"{name}.json"
     argv = [sys.executable, "-m", "bench.steps", step, "--json", str(figures)]
     for option, value in options.items():
-        if value is not None:
+        if value is True:
+            argv.append(f"--{option}")
+        elif value is not None:
             argv += [f"--{option}", str(value)]
     print(f"[bench] {name}: {' '.join(argv[3:])}", flush=True)
     started = time.monotonic()
@@ -112,8 +114,12 @@ def prime_weeks(landing: Path, chunks: int) -> list[str]:
 
 def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, memory_limit: str,
           skip: set[str], pandas_memory_gb: float = 12, label: str | None = None, prime_chunks: int = 1,
-          reference_memory_limit: str | None = None) -> dict:
-    """Every figure of one scale (also saved as `cache/<label>/figures.json`)."""
+          reference_memory_limit: str | None = None, resume: bool = False) -> dict:
+    """Every figure of one scale (also saved as `cache/<label>/figures.json`).
+
+    With `resume`, (a) continues the run_full that was killed (a national run outlasts a working session):
+    its time and peak are those of every part (`_pipeline` in bench/steps.py), and the commits of the parts
+    are kept."""
     label = label or (scale if institutions is None else f"{scale}-{institutions}")
     folder = (cache / label).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,8 +140,18 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
 
     def keep(timing: Timing) -> Timing:
         figures[timing.name] = asdict(timing)
-        saved.write_text(json.dumps(figures, indent=1, ensure_ascii=False), encoding="utf-8")
+        save()
         return timing
+
+    def save() -> None:
+        saved.write_text(json.dumps(figures, indent=1, ensure_ascii=False), encoding="utf-8")
+
+    def keep_resumed(timing: Timing) -> None:
+        """A pipeline that ran in parts: the parts' time and sampled peak, not only this process's."""
+        if timing.ok and len(timing.figures["parts"]) > 1:
+            timing.seconds = timing.figures["elapsed_s"]
+            timing.peak_mb = max(timing.peak_mb, timing.figures["peak_mb"])
+            keep(timing)
 
     landing = folder / "landing"
     if not landing.is_dir():
@@ -146,8 +162,13 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         measure("convert", "convert", landing=landing, parquet=parquet)
 
     if "full" not in skip:
-        shutil.rmtree(folder / "run_full", ignore_errors=True)
-        measure("pipeline", "pipeline", landing=folder / "landing_b", out=folder / "run_full")
+        if not resume:
+            shutil.rmtree(folder / "run_full", ignore_errors=True)
+            figures["pipeline_commits"] = []
+        figures.setdefault("pipeline_commits", []).append(figures["commit"])
+        save()  # before the run: a killed run leaves no other trace in the figures
+        keep_resumed(measure("pipeline", "pipeline", landing=folder / "landing_b", out=folder / "run_full",
+                             resume=resume or None))
     if "indicators" not in skip:
         measure("indicators", "indicators", parquet=parquet, out=folder / "run_indicators", week=figures["newest_week"])
     if "reference" not in skip:

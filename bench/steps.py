@@ -13,19 +13,17 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 def _pipeline(args: argparse.Namespace) -> dict:
-    """`tutorwatch run`, profiled: seconds and peak RSS of each Dagster step (asset or contract check) and of
-    publication, from the run's event log and a once-a-second RSS sampler over this process and its workers."""
+    """`tutorwatch run` (with --resume: continuing the run in --out that was killed), profiled: seconds and peak
+    RSS of each Dagster step (asset or contract check) from the event log OUT keeps, and of publication; RSS
+    sampled once a second over this process and its workers, kept in OUT/rss.tsv across resumed parts.
+
+    A resumed run counts each killed part up to the end of its last finished step: the step it was killed in
+    runs again, and the killed process's start-up (seconds) is not counted."""
     import dagster as dg
 
     from bench.profile import RssSampler
     from pipelines.warehouse import connect
     from tutorwatch import runner
-
-    instances: list[dg.DagsterInstance] = []
-
-    def keep_instance() -> dg.DagsterInstance:
-        instances.append(dg.DagsterInstance.ephemeral())
-        return instances[-1]
 
     marks: list[tuple[float, str]] = []
 
@@ -33,25 +31,39 @@ def _pipeline(args: argparse.Namespace) -> dict:
         marks.append((time.time(), line))
         print(line, flush=True)
 
-    runner._instance = keep_instance  # the warehouse run stays in this process; keep its event log
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with RssSampler() as rss:
-        runner.run(Path(args.landing), Path(args.out), echo=echo)
+    with RssSampler(log=out / "rss.tsv") as rss:
+        runner.run(Path(args.landing), out, echo=echo, resume=args.resume)
     steps: dict[str, dict] = {}
-    for instance in instances:
-        for record in instance.get_run_records():
-            for stat in instance.get_run_step_stats(record.dagster_run.run_id):
-                if stat.end_time and stat.start_time:
-                    steps[stat.step_key] = {"seconds": stat.end_time - stat.start_time,
-                                            "start_mb": rss.at_mb(stat.start_time),
-                                            "peak_mb": rss.peak_mb(stat.start_time, stat.end_time)}
+    parts = []
+    with runner.open_instance(out) as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name="warehouse"), ascending=True)
+        root = records[-1].dagster_run.root_run_id or records[-1].dagster_run.run_id  # this run and what it resumed
+        for record in (r for r in records if root in (r.dagster_run.run_id, r.dagster_run.root_run_id)):
+            finished = runner.finished_steps(instance, record.dagster_run.run_id)
+            for stat in finished:
+                steps[stat.step_key] = {"seconds": stat.end_time - stat.start_time,
+                                        "start_mb": rss.at_mb(stat.start_time),
+                                        "peak_mb": rss.peak_mb(stat.start_time, stat.end_time)}
+            ended = (record.end_time if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+                     else max((s.end_time for s in finished), default=record.start_time))
+            parts.append({"run_id": record.dagster_run.run_id, "status": record.dagster_run.status.value,
+                          "started": record.start_time, "seconds": ended - record.start_time,
+                          "steps": len(finished)})
+    first = min([started] + [p["started"] for p in parts])
     publication_start = next(t for t, line in marks if line.startswith("[2/2]"))
-    with connect(Path(args.out) / "warehouse.duckdb", read_only=True) as con:  # the files this run read
+    with connect(out / "warehouse.duckdb", read_only=True) as con:  # the files this run read
         delivered = con.execute("SELECT sum(rows_delivered) FROM ops.files WHERE loaded_at >= to_timestamp(?)",
-                                [started]).fetchone()[0]
-    return {"steps": steps, "rows_delivered": int(delivered or 0), "warehouse_s": publication_start - started,
+                                [first]).fetchone()[0]
+    killed = sum(p["seconds"] for p in parts if p["started"] < started)
+    return {"steps": steps, "rows_delivered": int(delivered or 0), "parts": parts,
+            "elapsed_s": killed + marks[-1][0] - started,
+            "warehouse_s": killed + publication_start - started,
             "publication_s": marks[-1][0] - publication_start,
-            "warehouse_peak_mb": rss.peak_mb(end=publication_start),
+            "peak_mb": rss.peak_mb(start=first),
+            "warehouse_peak_mb": rss.peak_mb(start=first, end=publication_start),
             "publication_peak_mb": rss.peak_mb(start=publication_start)}
 
 
@@ -191,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(option)
     parser.add_argument("--institutions", type=int)
     parser.add_argument("--weeks", type=int)
+    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     Path(args.json).write_text(json.dumps(STEPS[args.step](args), ensure_ascii=False), encoding="utf-8")
 

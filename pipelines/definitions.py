@@ -14,3 +14,9 @@ with warnings.catch_warnings():
         dg.load_definitions_from_package_module(defs_package),
         dg.Definitions(resources=default_resources()),
     )
+
+
+def warehouse_job() -> dg.JobDefinition:
+    """The warehouse job for `dg.reconstructable`: `dg.execute_job` and its re-execution from failure need a
+    job they can load by name."""
+    return defs.resolve_job_def("warehouse")

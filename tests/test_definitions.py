@@ -31,3 +31,17 @@ def test_dg_check_defs_passes(repo_root: Path):
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "loaded successfully" in proc.stdout + proc.stderr
+
+
+def test_warehouse_job_is_every_unpartitioned_asset_with_its_checks(monkeypatch, tmp_path):
+    """`tutorwatch run` executes the warehouse job before publishing: an asset left out of it would never run."""
+    monkeypatch.setenv("TUTORWATCH_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    from pipelines.definitions import defs, warehouse_job
+
+    graph = defs.resolve_asset_graph()
+    job = warehouse_job()
+    assert set(job.asset_layer.selected_asset_keys) == {
+        k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None}
+    assert set(job.asset_layer.asset_graph.asset_check_keys) == {
+        c for c in graph.asset_check_keys if graph.get(c.asset_key).partitions_def is None}
+    assert job.executor_def is dg.in_process_executor

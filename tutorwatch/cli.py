@@ -19,15 +19,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tutorwatch.runner import LandingUnusable, run
+    from tutorwatch.runner import RunRefused, run
 
     try:
         if args.retrain:
             os.environ[settings.ENV_RETRAIN] = "1"
         run(landing=Path(args.landing), out=Path(args.out),
             warehouse=Path(args.warehouse) if args.warehouse else None, weeks=args.weeks,
-            all_reports=args.all_reports, jobs=args.jobs)
-    except (LandingUnusable, settings.PiiKeyMissing) as exc:
+            all_reports=args.all_reports, jobs=args.jobs, resume=args.resume)
+    except (RunRefused, settings.PiiKeyMissing) as exc:
         print(f"tutorwatch run: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"publication worker processes (default: {settings.ENV_JOBS} or 2)")
     run.add_argument("--retrain", action="store_true",
                      help="retrain the risk model now (default: when 4 more weeks of labels have matured)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the last run in OUT that was killed or failed from its first unfinished step")
     run.set_defaults(func=_cmd_run)
 
     dash = sub.add_parser("dashboard", help="serve the dashboard (development server)")

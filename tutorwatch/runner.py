@@ -1,7 +1,8 @@
 """`tutorwatch run`: every asset of the Dagster definitions over one landing directory.
 
 The warehouse assets (ingest, contracts, indicators, model, warnings) run once over all history, in one
-process: DuckDB has one writer. Publication then only reads the warehouse, so its (week, province)
+process (DuckDB has one writer), as the `warehouse` job on an instance kept in OUT/dagster: a run that was
+killed or failed continues from its first unfinished step with `resume` (a national run takes hours). Publication then only reads the warehouse, so its (week, province)
 partitions and the weeks' national files run in `jobs` worker processes at once, as runs of the same
 definitions that `dg dev` and the schedules use (ephemeral instances), each run a range of partitions
 (`Batch`: e.g. every province of a week) with each partition's own materialisation and metadata.
@@ -10,6 +11,7 @@ Only lists whose week was rebuilt since their publication are published again (`
 
 from __future__ import annotations
 
+import fcntl
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -21,11 +23,13 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
@@ -43,9 +47,18 @@ BATCHES_PER_WORKER = 4
 PROVINCE_ASSETS = ("province_warning_lists", "province_reports")
 NATIONAL_ASSETS = ("warning_lists", "weekly_reports")
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
+DAGSTER_FOLDER = "dagster"  # OUT/dagster: the warehouse runs' event log
+# Kept on disk for --resume; step output is not captured to files (the console shows it already).
+INSTANCE_SETTINGS = {"telemetry": {"enabled": False},
+                     "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                                      "class": "NoOpComputeLogManager"}}
 
 
-class LandingUnusable(RuntimeError):
+class RunRefused(RuntimeError):
+    """The run cannot start (nothing has been changed)."""
+
+
+class LandingUnusable(RunRefused):
     """The landing directory cannot be processed at all (as opposed to rows being quarantined)."""
 
 
@@ -307,9 +320,54 @@ def run_batches(plan: list[Partition], jobs: int) -> Iterator[tuple[Batch, dict[
         pool.shutdown(cancel_futures=True)
 
 
-def _instance() -> dg.DagsterInstance:
-    """The warehouse run's instance (the benchmark swaps it to keep the event log for its per-step profile)."""
-    return dg.DagsterInstance.ephemeral()
+def open_instance(out: Path) -> dg.DagsterInstance:
+    """The instance that holds OUT's warehouse runs (also read by the benchmark for its per-step profile)."""
+    folder = out / DAGSTER_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.local_temp(str(folder), overrides=INSTANCE_SETTINGS)
+
+
+@contextmanager
+def holding(out: Path) -> Iterator[dg.DagsterInstance]:
+    """OUT's instance, for one run at a time: a second run on the same OUT would find the warehouse locked
+    half-way, or resume a run that is still going."""
+    (out / DAGSTER_FOLDER).mkdir(parents=True, exist_ok=True)
+    with open(out / DAGSTER_FOLDER / "run.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunRefused(f"another tutorwatch run is using {out}; wait for it to finish") from None
+        with open_instance(out) as instance:
+            yield instance
+
+
+def finished_steps(instance: dg.DagsterInstance, run_id: str) -> list[RunStepKeyStatsSnapshot]:
+    return [s for s in instance.get_run_step_stats(run_id) if s.status == StepEventStatus.SUCCESS]
+
+
+def run_warehouse(instance: dg.DagsterInstance, resume: bool, echo: Callable[[str], None]) -> None:
+    """The warehouse job; with `resume`, the last warehouse run re-executed from its first unfinished step
+    (nothing when it finished: publication follows). A run still marked as started was killed: `holding`
+    shows that no process is running it."""
+    from pipelines.definitions import warehouse_job
+
+    options = None
+    if resume:
+        last = next(iter(instance.get_runs(filters=dg.RunsFilter(job_name="warehouse"), limit=1)), None)
+        if last is None:
+            raise RunRefused("nothing to resume: this OUT folder holds no earlier run; run without --resume")
+        if last.status == dg.DagsterRunStatus.SUCCESS:
+            echo(f"  the warehouse run {last.run_id[:8]} had finished: on to publication")
+            return
+        if not last.is_finished:
+            instance.report_run_failed(last)
+        options = dg.ReexecutionOptions.from_failure(last.run_id, instance)
+        echo(f"  resuming the warehouse run {last.run_id[:8]} ({last.status.value}): "
+             f"{len(finished_steps(instance, last.run_id))} steps had finished")
+    result = dg.execute_job(dg.reconstructable(warehouse_job), instance, run_config=QUIET_LOGS,
+                            reexecution_options=options)
+    if not result.success:
+        raise RuntimeError("the warehouse run failed; see the log above (tutorwatch run --resume continues it)")
 
 
 def default_jobs() -> int:
@@ -317,8 +375,9 @@ def default_jobs() -> int:
 
 
 def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | None = None,
-        all_reports: bool = False, jobs: int | None = None, echo: Callable[[str], None] = print) -> list[str]:
-    """Process the landing directory; returns the publishable weeks. Raises LandingUnusable / PiiKeyMissing.
+        all_reports: bool = False, jobs: int | None = None, echo: Callable[[str], None] = print,
+        resume: bool = False) -> list[str]:
+    """Process the landing directory; returns the publishable weeks. Raises RunRefused / PiiKeyMissing.
 
     Lists are published for every publishable week whose lists are stale; reports for the newest week
     only unless `all_reports`. `jobs` worker processes publish at once (default TUTORWATCH_JOBS or 2) when
@@ -333,27 +392,33 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
     from pipelines.resources import set_default_environment
 
     warehouse = set_default_environment(landing, out, warehouse)
-    from pipelines.definitions import defs
     from pipelines.ingest import summary_text
     from pipelines.warehouse import connect
 
-    graph = defs.resolve_asset_graph()
-    unpartitioned = [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None]
     echo(f"tutorwatch: {n_files} delivery files in {landing}; warehouse {warehouse}")
-    echo(f"[1/2] ingest, contracts, indicators, model and warnings ({len(unpartitioned)} assets)")
-    result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=unpartitioned,
-                            resources=defs.resources, instance=_instance(), run_config=QUIET_LOGS)
-    if not result.success:
-        raise RuntimeError("the warehouse run failed; see the log above")
+    with holding(out) as instance:
+        echo("[1/2] ingest, contracts, indicators, model and warnings")
+        run_warehouse(instance, resume, echo)
+        with connect(warehouse, read_only=True) as con:
+            to_publish = publishable_weeks(con, week_range)
+            # reports cost ~160 MB and ~30 s a week: by default only the newest week's
+            plan = publication_plan(con, out, to_publish, to_publish if all_reports else to_publish[-1:])
+            summary = summary_text(con)
+        publish(plan, to_publish, jobs, echo)
 
-    with connect(warehouse, read_only=True) as con:
-        to_publish = publishable_weeks(con, week_range)
-        # reports cost ~160 MB and ~30 s a week: by default only the newest week's
-        plan = publication_plan(con, out, to_publish, to_publish if all_reports else to_publish[-1:])
-        summary = summary_text(con)
+    echo(summary)
+    echo(f"Warning lists: {out / 'warnings'}")
+    echo(f"Reports:       {out / 'reports'}")
+    echo(f"Warehouse:     {warehouse}")
+    echo(f"Done in {time.monotonic() - started:.0f} s.")
+    return to_publish
+
+
+def publish(plan: list[Partition], weeks: list[str], jobs: int, echo: Callable[[str], None]) -> None:
+    """The plan's partitions, in worker processes when there are at least PARALLEL_FROM of them."""
     workers = min(jobs, len(plan)) if len(plan) >= PARALLEL_FROM else 1
-    echo(f"[2/2] publication of {len(to_publish)} weeks"
-         + (f" ({to_publish[0]} … {to_publish[-1]})" if to_publish else "")
+    echo(f"[2/2] publication of {len(weeks)} weeks"
+         + (f" ({weeks[0]} … {weeks[-1]})" if weeks else "")
          + f": {len(plan)} partitions to publish, "
          + (f"{workers} at a time" if workers > 1 else "in this process"))
     failed, done = [], 0
@@ -365,10 +430,3 @@ def run(landing: Path, out: Path, warehouse: Path | None = None, weeks: str | No
         failed += failures
     if failed:
         raise RuntimeError(f"publication failed for {', '.join(failed)}; see the log above")
-
-    echo(summary)
-    echo(f"Warning lists: {out / 'warnings'}")
-    echo(f"Reports:       {out / 'reports'}")
-    echo(f"Warehouse:     {warehouse}")
-    echo(f"Done in {time.monotonic() - started:.0f} s.")
-    return to_publish

@@ -182,3 +182,44 @@ def test_results_report_ratios_and_stages(tmp_path):
     assert "| indicators | 6.0 | 2,000 | 0.6 | 2.0 | 800 | 0.2 |" in text
     assert "| model: training + backtest | 2.0 | 3,000 | 0.2 | 0.0 | 0 | 0.0 |" in text
     assert "| publication | 10.0 | 700 | 1.0 | 3.0 | 400 | 0.3 |" in text
+
+
+@pytest.mark.slow
+def test_a_pipeline_killed_and_resumed_is_timed_over_both_parts(tmp_path):
+    """`bench.steps pipeline` killed while it merges the bank movements, then `--resume`d (how (a) at national
+    outlives a working session): the figures cover both parts, each warehouse step once, every delivered row."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.definitions import warehouse_job
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "tests" / "fixtures" / "handmade_landing", tmp_path / "landing")
+    out, result = tmp_path / "out", tmp_path / "pipeline.json"
+    argv = [sys.executable, "-m", "bench.steps", "pipeline", "--json", str(result), "--landing",
+            str(tmp_path / "landing"), "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=root, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    for line in proc.stdout:
+        if "account_movements: account_movements_" in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    assert proc.wait() == -signal.SIGKILL and not result.exists()
+    subprocess.run(argv + ["--resume"], cwd=root, check=True, capture_output=True)
+
+    figures = json.loads(result.read_text(encoding="utf-8"))
+    killed, resumed = figures["parts"]
+    assert (killed["status"], resumed["status"]) == ("FAILURE", "SUCCESS") and killed["steps"] > 0
+    assert set(figures["steps"]) == {node.name for node in warehouse_job().graph.nodes}
+    assert killed["seconds"] > 0 and figures["elapsed_s"] > killed["seconds"] + resumed["seconds"]
+    assert figures["warehouse_s"] + figures["publication_s"] <= figures["elapsed_s"]
+    rss = [float(line.split("\t")[0]) for line in (out / "rss.tsv").read_text().splitlines()]
+    assert min(rss) < resumed["started"] and figures["peak_mb"] > 0  # the killed part's samples count
+    with connect(out / "warehouse.duckdb", read_only=True) as con:
+        total, early = con.execute("SELECT sum(rows_delivered), count(*) FILTER (WHERE loaded_at < to_timestamp(?)) "
+                                   "FROM ops.files", [resumed["started"]]).fetchone()
+    assert figures["rows_delivered"] == total and early > 0

@@ -29,3 +29,15 @@ def test_an_interval_shorter_than_the_sampling_one_reports_what_was_held_when_it
     assert rss.peak_mb(start, end) == rss.at_mb(start) > 0
     taken = rss.sample()
     assert rss.peak_mb(start, taken) == max(mb for _, mb in rss.samples)
+
+
+def test_samples_logged_to_a_file_are_there_for_the_sampler_that_resumes(tmp_path):
+    log = tmp_path / "rss.tsv"
+    with RssSampler(interval=60, log=log) as first:
+        first.sample()
+    with RssSampler(interval=60, log=log) as resumed:
+        pass
+    assert len(first.samples) == 2
+    assert resumed.samples[:2] == first.samples
+    assert len(resumed.samples) == 3
+    assert resumed.peak_mb(end=first.samples[-1][0]) == max(mb for _, mb in first.samples)
