@@ -177,12 +177,9 @@ def _contribution_texts(contributions: str | None, top: int = 3) -> tuple[list[d
             "main factors: " + ", ".join(e for _, e in labels))
 
 
-def _describe(points: float, model_score: float, contributions: str | None, hard_severity: float,
-              flag_texts: list, flag_items: list, cutoffs: Mapping[str, TierCutoffs]) -> tuple | None:
-    """(tier, score, source, reasons_zh, reasons_en, reasons JSON) of one candidate, or None if not listed.
-
-    `flag_texts` and `flag_items` are its broken rules, hard rules first, most severe first.
-    """
+def _verdict(points: float, model_score: float, hard_severity: float,
+             cutoffs: Mapping[str, TierCutoffs]) -> tuple[str, float, str, str | None] | None:
+    """(tier, score, source, tier of the score alone) of one candidate, or None if it is not listed."""
     source = "rules" if pd.isna(model_score) else "model"
     score = rule_score(points) if source == "rules" else float(model_score)
     score_tier = cutoffs[source].tier(score)
@@ -191,7 +188,16 @@ def _describe(points: float, model_score: float, contributions: str | None, hard
         severities.append(int(hard_severity))
     if not severities:
         return None
-    tier = SEVERITY_TIER[max(severities)]
+    return SEVERITY_TIER[max(severities)], score, source, score_tier
+
+
+def _describe(verdict: tuple[str, float, str, str | None], contributions: str | None, flag_texts: list,
+              flag_items: list, cutoffs: Mapping[str, TierCutoffs]) -> tuple:
+    """(tier, score, source, reasons_zh, reasons_en, reasons JSON) of one listed candidate.
+
+    `flag_texts` and `flag_items` are its broken rules, hard rules first, most severe first.
+    """
+    tier, score, source, score_tier = verdict
     texts, items = list(flag_texts), list(flag_items)
     label_zh, label_en = ("模型评分", "model score") if source == "model" else ("规则评分", "rule score")
     cut = getattr(cutoffs[source], score_tier or "yellow")
@@ -209,17 +215,15 @@ def _describe(points: float, model_score: float, contributions: str | None, hard
 
 
 def _flags_per_candidate(flags: pd.DataFrame) -> pd.DataFrame:
-    """Per institution-week: the texts and JSON items of its broken rules, and its most severe hard rule."""
+    """Per institution-week: the texts and JSON items of its broken rules."""
     keys = ["institution_id", "week"]
     flags = flags.sort_values([*keys, "kind", "severity", "indicator"], ascending=[True, True, True, False, True])
     rows = list(flags[FLAG_FIELDS].itertuples(index=False, name=None))
     flags = flags.assign(
         text=[_flag_texts(*r) for r in rows],
         item=[dict(indicator=i, rule=rule, value=v, threshold=t, tier=tier) for i, _, rule, _, t, tier, v in rows],
-        hard_severity=flags["severity"].where(flags["kind"] == "hard"),
     )
-    return flags.groupby(keys, sort=False).agg(
-        flag_texts=("text", list), flag_items=("item", list), hard_severity=("hard_severity", "max"))
+    return flags.groupby(keys, sort=False).agg(flag_texts=("text", list), flag_items=("item", list))
 
 
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str | None = None) -> bool:
@@ -300,15 +304,18 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
     if candidates.empty:
         return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
 
+    # reasons are formatted in Python, so only for the listed (~7 % of the candidates at national scale)
     cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
-    frame = candidates.join(_flags_per_candidate(flags), on=["institution_id", "week"])
+    verdicts = [_verdict(p, m, h, cutoffs) for p, m, h in
+                zip(candidates["points"], candidates["model_score"], candidates["hard_severity"], strict=True)]
+    keys = ["institution_id", "week"]
+    frame = candidates.loc[[v is not None for v in verdicts]]
+    frame = frame.join(_flags_per_candidate(flags.merge(frame[keys], on=keys)), on=keys)
     described = [
-        _describe(p, m, c, h, t if isinstance(t, list) else [], i if isinstance(i, list) else [], cutoffs)
-        for p, m, c, h, t, i in zip(frame["points"], frame["model_score"], frame["contributions"],
-                                    frame["hard_severity"], frame["flag_texts"], frame["flag_items"], strict=True)]
-    keep = [d is not None for d in described]
-    listed = frame.loc[keep, ["week", "province_code", "county_code", "institution_id", "name"]].copy()
-    described = [d for d in described if d is not None]
+        _describe(v, c, t if isinstance(t, list) else [], i if isinstance(i, list) else [], cutoffs)
+        for v, c, t, i in zip([v for v in verdicts if v is not None], frame["contributions"], frame["flag_texts"],
+                              frame["flag_items"], strict=True)]
+    listed = frame[["week", "province_code", "county_code", "institution_id", "name"]].copy()
     for position, column in enumerate(("tier", "score", "score_source", "reasons_zh", "reasons_en", "reasons")):
         listed[column] = [d[position] for d in described]
     listed["severity"] = listed["tier"].map(TIER_SEVERITY)

@@ -8,7 +8,8 @@ points as (
     select
         institution_id,
         week,
-        sum(points) as points
+        sum(points) as points,
+        max(severity) filter (where kind = 'hard') as hard_severity
     from rule_flags
     group by all
 ),
@@ -39,6 +40,7 @@ joined as (
         indicators.name,
         -- scores
         coalesce(points.points, 0) as points,
+        points.hard_severity,
         model_scores.model_score,
         model_scores.contributions::varchar as contributions
     from candidates
