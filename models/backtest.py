@@ -9,6 +9,7 @@ against simple baselines an analyst would otherwise use.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,8 +202,10 @@ def _metric_rows(fold: int, predictions: pd.DataFrame, methods: list[str], closu
 
 
 def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED, n_folds: int = N_FOLDS,
-                 test_weeks: int = TEST_WEEKS, gap: int = GAP_WEEKS) -> BacktestResult:
-    """Fit both models per fold on the training block, score the test block, measure models and baselines."""
+                 test_weeks: int = TEST_WEEKS, gap: int = GAP_WEEKS,
+                 progress: Callable[[str], None] | None = None) -> BacktestResult:
+    """Fit both models per fold on the training block, score the test block, measure models and baselines;
+    `progress` hears of each fold done."""
     frame = ds.labelled
     folds = make_folds(ds.weeks, sorted(frame.loc[frame["observed"], "week"].unique()), n_folds, test_weeks, gap)
     notes = [] if len(folds) >= n_folds else [f"only {len(folds)} of {n_folds} folds fit in the data"]
@@ -226,6 +229,9 @@ def run_backtest(ds: Dataset, capacity: Capacity = Capacity(), seed: int = SEED,
         methods = [*MODEL_NAMES, *baselines]
         metric_rows += _metric_rows(fold.number, test, methods, ds.closures, capacity)
         blocks.append(test)
+        if progress:
+            progress(f"model: backtest fold {fold.number} of {len(folds)} done (test weeks {fold.test_weeks[0]}…"
+                     f"{fold.test_weeks[-1]})")
     if not blocks:
         return BacktestResult(folds, pd.DataFrame(columns=["fold", "method", *METRIC_COLUMNS]), pd.DataFrame(),
                               pd.DataFrame(), notes + ["no fold could be evaluated"])

@@ -92,21 +92,26 @@ def _backtest_summary(bt: BacktestResult) -> dict:
 
 
 def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capacity: Capacity = Capacity(),
-                     force: bool = True, every_weeks: int = RETRAIN_EVERY_WEEKS) -> dict:
+                     force: bool = True, every_weeks: int = RETRAIN_EVERY_WEEKS,
+                     progress: Callable[[str], None] | None = None) -> dict:
     """Backtest both candidates, fit the final models on all labelled weeks, save the version; returns metadata.
 
     Unless `force`, first asks `retrain_reason` and keeps the current model (`{"trained": False, "kept": ...}`)
-    when nothing calls for a new one."""
+    when nothing calls for a new one. `progress` hears of each phase and backtest fold (an hour at national)."""
+    say = progress or (lambda line: None)
     retrain, reason = (True, "forced") if force else retrain_reason(con, out, every_weeks)
     if not retrain:
         pointer = registry.current(out) or {}
         return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
+    say(f"model: training ({reason}); loading the dataset")
     ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
     if blocker := ds.training_blocker():
         return _skip(con, out, blocker)
-    bt = run_backtest(ds, capacity, seed)
+    say(f"model: dataset of {len(ds.labelled):,} sampled rows, {len(ds.features)} features; backtest next")
+    bt = run_backtest(ds, capacity, seed, progress=say)
     champion = bt.champion or LOGISTIC
     challenger = next(n for n in MODEL_NAMES if n != champion)
+    say(f"model: fitting the final {champion} (champion) and {challenger} on every labelled week")
     try:
         fitted = {name: fit_calibrated(name, ds.labelled, ds.features, seed) for name in MODEL_NAMES}
     except TooFewPositives as exc:

@@ -28,7 +28,8 @@ def trained(tmp_path_factory, synthetic_frames):
     path = write_warehouse(folder / "warehouse.duckdb", *synthetic_frames)
     out = folder / "out"
     con = connect(path)
-    meta = train_risk_model(con, out)
+    said: list[str] = []
+    meta = train_risk_model(con, out, progress=said.append)
     scoring = score_institution_weeks(con, out)
     con.close()
-    return {"warehouse": path, "out": out, "meta": meta, "scoring": scoring}
+    return {"warehouse": path, "out": out, "meta": meta, "scoring": scoring, "progress": said}

@@ -168,3 +168,13 @@ def test_contributions_add_up_to_the_models_log_odds(synthetic_warehouse, name):
     assert all(r for r in reasons)
     riskiest = int(np.argmax(predict(calibrated, rows, ds.features)))
     assert reasons[riskiest][0]["indicator"] in ("coverage_ratio", "unresolved_complaints", "sales_spike_ratio")
+
+
+def test_training_tells_of_each_phase_and_backtest_fold(trained):
+    """A national training takes about an hour: the log shows where it is."""
+    said, folds = trained["progress"], trained["meta"]["backtest"]["folds"]
+    assert said[0].startswith("model: training (forced); loading the dataset")
+    assert said[1].startswith("model: dataset of ") and "features" in said[1]
+    assert [line.split(" done")[0] for line in said[2:-1]] == [
+        f"model: backtest fold {n} of {folds}" for n in range(1, folds + 1)]
+    assert said[-1].startswith("model: fitting the final ")

@@ -38,12 +38,13 @@ class RiskModelConfig(dg.Config):
     description="Backtested, calibrated champion and challenger saved under <out>/models/<version>/ "
                 "(or the reason training was skipped: too few abnormal closures or weeks).",
 )
-def risk_model(config: RiskModelConfig, duckdb: WarehouseResource, folders: FoldersResource) -> dg.MaterializeResult:
+def risk_model(context: dg.AssetExecutionContext, config: RiskModelConfig, duckdb: WarehouseResource,
+               folders: FoldersResource) -> dg.MaterializeResult:
     """Retrain only when due (see `models.scoring.retrain_reason`): the kept model's scores stay stable."""
     force = config.retrain or os.environ.get(RETRAIN_ENV) == "1"
     with duckdb.get_connection() as con:
         meta = train_risk_model(con, folders.out, config.seed, Capacity(config.k_share, config.k_minimum),
-                                force=force, every_weeks=config.retrain_every_weeks)
+                                force=force, every_weeks=config.retrain_every_weeks, progress=context.log.info)
     if not meta["trained"]:
         return dg.MaterializeResult(metadata={k: v for k, v in meta.items() if v is not None})
     champion = meta["backtest"]["overall"].get(meta["champion"], {})
