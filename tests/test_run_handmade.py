@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.warehouse import connect
-from tutorwatch.runner import finished_steps, holding, open_instance
+from tutorwatch.runner import holding
 
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade_landing"
 RISKY = "52110105MJ0123456N"
@@ -136,46 +135,6 @@ def test_unusable_landing_and_missing_key_are_refused(tmp_path):
                       cwd=tmp_path, env=env)
     assert proc.returncode == 2 and "TUTORWATCH_PII_KEY" in proc.stderr
     assert not (tmp_path / "out2" / "warehouse.duckdb").exists()
-
-
-def run_steps(out: Path) -> list[tuple[str, set[str]]]:
-    """(status, finished step keys) of each warehouse run kept in OUT, oldest first."""
-    with open_instance(out) as instance:
-        return [(r.status.value, {s.step_key for s in finished_steps(instance, r.run_id)})
-                for r in instance.get_runs(ascending=True)]
-
-
-def test_a_killed_run_resumes_from_its_first_unfinished_step(handmade_run, tmp_path):
-    """Killed (SIGKILL) while it merges the bank movements: `--resume` runs only the steps that had not finished,
-    loads no file twice, and publishes the same lists as the uninterrupted run."""
-    _, clean_out, _ = handmade_run
-    shutil.copytree(FIXTURE, tmp_path / "landing")
-    out = tmp_path / "out"
-    args = ["--landing", str(tmp_path / "landing"), "--out", str(out), "--weeks", "2026-W02:2026-W03"]
-    proc = subprocess.Popen([sys.executable, "-m", "tutorwatch.cli", "run", *args], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    for line in proc.stdout:  # the instance is not opened beside a run that may be creating it
-        if "account_movements: account_movements_" in line:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    [(status, done_before)] = run_steps(out)
-    assert status == "STARTED" and "orders" in done_before and "account_movements" not in done_before
-
-    resumed = tutorwatch("run", *args, "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming the warehouse run" in resumed.stdout
-    (first_status, _), (status, done_after) = run_steps(out)
-    assert first_status == "FAILURE" and status == "SUCCESS"
-    assert not done_before & done_after and "warnings" in done_after
-    with connect(out / "warehouse.duckdb", read_only=True) as con:  # every file loaded once
-        assert con.execute("select count(*), count(distinct file_name) from ops.files").fetchone()[0] == len(
-            [p for p in (tmp_path / "landing").rglob("*") if p.suffix in (".csv", ".parquet")])
-
-    def lists(folder: Path) -> dict:
-        return {p.relative_to(folder): p.read_bytes() for p in (folder / "warnings").rglob("*.csv")}
-    assert lists(out) == lists(clean_out) and len(lists(out)) == 8
 
 
 def test_resume_without_an_earlier_run_and_a_second_run_on_the_same_out_are_refused(tmp_path):

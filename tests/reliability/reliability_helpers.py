@@ -105,9 +105,9 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "GX_ANALYTICS_ENABLED": "false"}
 
 
-def run(root: Path) -> str:
+def run(root: Path, *options: str) -> str:
     """Run the CLI to the end in `root` (its cwd keeps a developer's .env out); returns its output."""
-    proc = subprocess.run(command(root), cwd=root, env=environment(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(command(root) + list(options), cwd=root, env=environment(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
 

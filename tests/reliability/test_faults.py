@@ -1,5 +1,6 @@
 """Faults: `tutorwatch run` (the installed CLI) killed with SIGKILL while it ingests and while it publishes,
-then run again, ends exactly where an uninterrupted run ends; a published list never changes afterwards.
+then run again or resumed (`--resume`), ends exactly where an uninterrupted run ends; a published list never
+changes afterwards.
 
 Each run processes the hand-made landing (tests/fixtures/handmade_landing, four weekly deliveries; see
 reliability_helpers.new_root) and publishes 2026-W02 and 2026-W03, ~20-30 s a run.
@@ -25,6 +26,7 @@ from openpyxl import load_workbook
 
 from data_contracts.feeds import FEEDS
 from pipelines.warehouse import connect
+from tutorwatch.runner import finished_steps, open_instance
 from reliability_helpers import RISKY, command, environment, new_root, pii_leaks, planted_numbers, run
 
 # Per-run bookkeeping: the rows of the last run's batch, not warehouse content.
@@ -122,7 +124,29 @@ def test_killed_while_publishing_then_rerun_matches_an_uninterrupted_run(referen
     run_and_kill(root, lambda _: any(warnings.rglob("*.csv")))  # the first list file, finished or not
     finished = {name for name in published(root / "out") if not name.endswith(".partial")}  # a write cut short
     assert finished < set(reference[1])  # killed with lists still to write (the rerun must clear the .partial)
-    run(root)
+    assert "had finished: on to publication" in run(root, "--resume")  # the warehouse run is not repeated
+    assert [status for status, _ in warehouse_runs(root / "out")] == ["SUCCESS"]
+    assert state(root) == reference
+
+
+def warehouse_runs(out: Path) -> list[tuple[str, set[str]]]:
+    """(status, finished step keys) of each warehouse run kept in OUT, oldest first."""
+    with open_instance(out) as instance:
+        return [(r.status.value, {s.step_key for s in finished_steps(instance, r.run_id)})
+                for r in instance.get_runs(ascending=True)]
+
+
+def test_killed_while_merging_bank_movements_then_resumed_matches_an_uninterrupted_run(reference, tmp_path):
+    """`--resume` re-executes the killed run from its first unfinished step: the steps that had finished do not
+    run again, and the result is the uninterrupted run's."""
+    root = new_root(tmp_path, "killed")
+    run_and_kill(root, lambda out: "account_movements: account_movements_" in out)
+    [(status, done_before)] = warehouse_runs(root / "out")
+    assert status == "STARTED" and "orders" in done_before and "account_movements" not in done_before
+    assert "resuming the warehouse run" in run(root, "--resume")
+    (killed, _), (resumed, done_after) = warehouse_runs(root / "out")
+    assert (killed, resumed) == ("FAILURE", "SUCCESS")
+    assert not done_before & done_after and {"account_movements", "warnings"} <= done_after
     assert state(root) == reference
 
 
