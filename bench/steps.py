@@ -18,7 +18,8 @@ def _pipeline(args: argparse.Namespace) -> dict:
     sampled once a second over this process and its workers, kept in OUT/rss.tsv across resumed parts.
 
     A resumed run counts each killed part up to the end of its last finished step: the step it was killed in
-    runs again, and the killed process's start-up (seconds) is not counted."""
+    runs again, and the killed process's start-up (seconds) is not counted. (A part killed while publishing
+    would leave its lists' time uncounted: the lists it wrote are not written again.)"""
     import dagster as dg
 
     from bench.profile import RssSampler
@@ -39,7 +40,7 @@ def _pipeline(args: argparse.Namespace) -> dict:
     steps: dict[str, dict] = {}
     parts = []
     with runner.open_instance(out) as instance:
-        records = instance.get_run_records(filters=dg.RunsFilter(job_name="warehouse"), ascending=True)
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name=runner.WAREHOUSE_JOB), ascending=True)
         root = records[-1].dagster_run.root_run_id or records[-1].dagster_run.run_id  # this run and what it resumed
         for record in (r for r in records if root in (r.dagster_run.run_id, r.dagster_run.root_run_id)):
             finished = runner.finished_steps(instance, record.dagster_run.run_id)

@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 
 from pipelines import defs as defs_package
+from pipelines.defs.warehouse import WAREHOUSE_JOB
 from pipelines.resources import default_resources
 
 with warnings.catch_warnings():
@@ -19,4 +20,4 @@ with warnings.catch_warnings():
 def warehouse_job() -> dg.JobDefinition:
     """The warehouse job for `dg.reconstructable`: `dg.execute_job` and its re-execution from failure need a
     job they can load by name."""
-    return defs.resolve_job_def("warehouse")
+    return defs.resolve_job_def(WAREHOUSE_JOB)

@@ -2,10 +2,11 @@
 
 The warehouse assets (ingest, contracts, indicators, model, warnings) run once over all history, in one
 process (DuckDB has one writer), as the `warehouse` job on an instance kept in OUT/dagster: a run that was
-killed or failed continues from its first unfinished step with `resume` (a national run takes hours). Publication then only reads the warehouse, so its (week, province)
-partitions and the weeks' national files run in `jobs` worker processes at once, as runs of the same
-definitions that `dg dev` and the schedules use (ephemeral instances), each run a range of partitions
-(`Batch`: e.g. every province of a week) with each partition's own materialisation and metadata.
+killed or failed continues from its first unfinished step with `resume` (a national run takes hours).
+Publication then only reads the warehouse, so its (week, province) partitions and the weeks' national
+files run in `jobs` worker processes at once, as runs of the same definitions that `dg dev` and the
+schedules use (ephemeral instances), each run a range of partitions (`Batch`: e.g. every province of a
+week) with each partition's own materialisation and metadata.
 Only lists whose week was rebuilt since their publication are published again (`stale_lists`).
 """
 
@@ -33,6 +34,7 @@ from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStat
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
+from pipelines.defs.warehouse import WAREHOUSE_JOB
 from tutorwatch import settings
 
 FIRST_WEEKS_SKIPPED = 12  # the model needs history before a week's list means anything
@@ -353,7 +355,7 @@ def run_warehouse(instance: dg.DagsterInstance, resume: bool, echo: Callable[[st
 
     options = None
     if resume:
-        last = next(iter(instance.get_runs(filters=dg.RunsFilter(job_name="warehouse"), limit=1)), None)
+        last = next(iter(instance.get_runs(filters=dg.RunsFilter(job_name=WAREHOUSE_JOB), limit=1)), None)
         if last is None:
             raise RunRefused("nothing to resume: this OUT folder holds no earlier run; run without --resume")
         if last.status == dg.DagsterRunStatus.SUCCESS:

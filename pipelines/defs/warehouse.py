@@ -5,8 +5,10 @@ was killed or failed can be re-executed from its first unfinished step (`tutorwa
 
 import dagster as dg
 
+WAREHOUSE_JOB = "warehouse"
+
 warehouse_job = dg.define_asset_job(
-    "warehouse",
+    WAREHOUSE_JOB,
     selection=dg.AssetSelection.groups("ingest", "indicators", "model") | dg.AssetSelection.assets("warnings"),
     executor_def=dg.in_process_executor,
 )
