@@ -25,7 +25,7 @@ def main() -> None:
                         help="ingest the history before landing A in this many batches (1: in the run over landing A)")
     parser.add_argument("--label", help="cache folder name (default: the scale, and -N with --institutions)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue (a) where it was killed (its warehouse and event log in <label>/run_full)")
+                        help="continue the pipeline measurement that was killed ((a) by default) where it stopped")
     parser.add_argument("--skip", default="", help="comma-separated: full, reference, pandas, incremental")
     args = parser.parse_args()
     cache = Path(args.cache)

@@ -87,6 +87,10 @@ def section(f: dict) -> str:
     if inc and inc["ok"]:
         lines.append(f"- incremental run {inc['seconds']:.0f} s (target ≤ 60 s: "
                      f"{'met' if inc['seconds'] <= 60 else 'missed'})")
+    for key, commits in f.get("commits", {}).items():
+        if len(commits) > 1 and key != f.get("interrupted"):
+            lines.append(f"- {key} ran in {len(commits)} parts, each resuming the killed one (code "
+                         f"{', '.join(commits)}): its time is the sum of the parts' (`python -m bench --resume`)")
     lines.append("")
     if (ind := f.get("indicators")) and ind["ok"]:
         phases = ind["figures"]["seconds"]

@@ -117,9 +117,9 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
           reference_memory_limit: str | None = None, resume: bool = False) -> dict:
     """Every figure of one scale (also saved as `cache/<label>/figures.json`).
 
-    With `resume`, (a) continues the run_full that was killed (a national run outlasts a working session):
-    its time and peak are those of every part (`_pipeline` in bench/steps.py), and the commits of the parts
-    are kept."""
+    With `resume`, the pipeline measurement that was killed ((a), the run over landing A or the incremental
+    run: a national run outlasts a working session) continues where it stopped: its time and peak are those
+    of every part (`_pipeline` in bench/steps.py), and the commits of the parts are kept in `commits`."""
     label = label or (scale if institutions is None else f"{scale}-{institutions}")
     folder = (cache / label).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,12 +146,23 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
     def save() -> None:
         saved.write_text(json.dumps(figures, indent=1, ensure_ascii=False), encoding="utf-8")
 
-    def keep_resumed(timing: Timing) -> None:
-        """A pipeline that ran in parts: the parts' time and sampled peak, not only this process's."""
+    interrupted = figures.get("interrupted") if resume else None  # the pipeline measurement left unfinished
+
+    def pipeline(name: str, landing: Path, out: Path) -> None:
+        """A pipeline measurement (a run of `tutorwatch run`); the interrupted one continues (`--resume`) instead
+        of starting again, and then counts the time and sampled peak of all its parts."""
+        again = name == interrupted
+        figures["interrupted"] = name
+        commits = figures.setdefault("commits", {})
+        commits[name] = (commits.get(name, []) if again else []) + [figures["commit"]]
+        save()  # before the run: a killed run leaves no other trace in the figures
+        timing = timed(name, "pipeline", folder, env, source, landing=landing, out=out, resume=again or None)
         if timing.ok and len(timing.figures["parts"]) > 1:
             timing.seconds = timing.figures["elapsed_s"]
             timing.peak_mb = max(timing.peak_mb, timing.figures["peak_mb"])
-            keep(timing)
+        if timing.ok:  # a failed one can be resumed too, once its cause is fixed
+            del figures["interrupted"]
+        keep(timing)
 
     landing = folder / "landing"
     if not landing.is_dir():
@@ -162,13 +173,9 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         measure("convert", "convert", landing=landing, parquet=parquet)
 
     if "full" not in skip:
-        if not resume:
+        if interrupted != "pipeline":
             shutil.rmtree(folder / "run_full", ignore_errors=True)
-            figures["pipeline_commits"] = []
-        figures.setdefault("pipeline_commits", []).append(figures["commit"])
-        save()  # before the run: a killed run leaves no other trace in the figures
-        keep_resumed(measure("pipeline", "pipeline", landing=folder / "landing_b", out=folder / "run_full",
-                             resume=resume or None))
+        pipeline("pipeline", folder / "landing_b", folder / "run_full")
     if "indicators" not in skip:
         measure("indicators", "indicators", parquet=parquet, out=folder / "run_indicators", week=figures["newest_week"])
     if "reference" not in skip:
@@ -180,12 +187,14 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         measure("pandas", "pandas", parquet=parquet, result=folder / "pandas.parquet",
                 address_space=int(pandas_memory_gb * 2**30))
     if "incremental" not in skip:
-        shutil.rmtree(folder / "run_incremental", ignore_errors=True)
-        # the warehouse a weekly deployment would hold: history ingested in batches (one batch of every
-        # delivery does not fit in memory at national scale), then the full run over landing A
-        for i, week in enumerate(prime_weeks(landing, prime_chunks), 1):
-            link_landing(landing, folder / "landing_prime", week)
-            measure(f"prime_{i}", "ingest", landing=folder / "landing_prime", out=folder / "run_incremental")
-        measure("pipeline_a", "pipeline", landing=folder / "landing_a", out=folder / "run_incremental")
-        measure("incremental", "pipeline", landing=folder / "landing_b", out=folder / "run_incremental")
+        if interrupted not in ("pipeline_a", "incremental"):
+            shutil.rmtree(folder / "run_incremental", ignore_errors=True)
+            # the warehouse a weekly deployment would hold: history ingested in batches (one batch of every
+            # delivery does not fit in memory at national scale), then the full run over landing A
+            for i, week in enumerate(prime_weeks(landing, prime_chunks), 1):
+                link_landing(landing, folder / "landing_prime", week)
+                measure(f"prime_{i}", "ingest", landing=folder / "landing_prime", out=folder / "run_incremental")
+        if interrupted != "incremental":
+            pipeline("pipeline_a", folder / "landing_a", folder / "run_incremental")
+        pipeline("incremental", folder / "landing_b", folder / "run_incremental")
     return figures

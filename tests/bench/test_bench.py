@@ -165,7 +165,7 @@ def test_results_report_ratios_and_stages(tmp_path):
         "pipeline": timing(30, 5000, steps={"orders": step(4, 900), "orders_orders_contract": step(3, 1200),
                                             "institution_week_indicators": step(6, 2000), "risk_model": step(2, 3000)},
                            publication_s=10, publication_peak_mb=700),
-        "reference": timing(10), "pandas": timing(120),
+        "reference": timing(10), "pandas": timing(120), "commits": {"pipeline": ["abc1234", "def5678"]},
         "incremental": timing(12, steps={"orders": step(1, 500), "institution_week_indicators": step(2, 800)},
                               publication_s=3, publication_peak_mb=400),
     }
@@ -175,6 +175,7 @@ def test_results_report_ratios_and_stages(tmp_path):
     assert "a/b = 3.0 (target ≤ 2: missed)" in text            # 30 / 10
     assert "c/a = 4.00 (target ≥ 5: missed)" in text           # 120 / 30
     assert "incremental run 12 s (target ≤ 60 s: met)" in text
+    assert "- pipeline ran in 2 parts, each resuming the killed one (code abc1234, def5678)" in text
     assert "| (a) full pipeline, landing → published lists | 30.0 | 33 | 5,000 | ✗ |" in text  # 1000 rows / 30 s
     # per stage: seconds, peak MB, seconds / the reference's 10 s; for (a) then for the incremental run
     assert "| ingest: read, route, merge | 4.0 | 900 | 0.4 | 1.0 | 500 | 0.1 |" in text
