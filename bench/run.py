@@ -159,7 +159,7 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         timing = timed(name, "pipeline", folder, env, source, landing=landing, out=out, resume=again or None)
         if timing.ok and len(timing.figures["parts"]) > 1:
             timing.seconds = timing.figures["elapsed_s"]
-            timing.peak_mb = max(timing.peak_mb, timing.figures["peak_mb"])
+            timing.peak_mb = max(timing.peak_mb, timing.figures["killed_peak_mb"])
         if timing.ok:  # a failed one can be resumed too, once its cause is fixed
             del figures["interrupted"]
         keep(timing)

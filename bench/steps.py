@@ -63,7 +63,7 @@ def _pipeline(args: argparse.Namespace) -> dict:
             "elapsed_s": killed + marks[-1][0] - started,
             "warehouse_s": killed + publication_start - started,
             "publication_s": marks[-1][0] - publication_start,
-            "peak_mb": rss.peak_mb(start=first),
+            "killed_peak_mb": rss.peak_mb(start=first, end=started) if killed else 0.0,
             "warehouse_peak_mb": rss.peak_mb(start=first, end=publication_start),
             "publication_peak_mb": rss.peak_mb(start=publication_start)}
 

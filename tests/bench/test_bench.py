@@ -219,7 +219,7 @@ def test_a_pipeline_killed_and_resumed_is_timed_over_both_parts(tmp_path):
     assert killed["seconds"] > 0 and figures["elapsed_s"] > killed["seconds"] + resumed["seconds"]
     assert figures["warehouse_s"] + figures["publication_s"] <= figures["elapsed_s"]
     rss = [float(line.split("\t")[0]) for line in (out / "rss.tsv").read_text().splitlines()]
-    assert min(rss) < resumed["started"] and figures["peak_mb"] > 0  # the killed part's samples count
+    assert min(rss) < resumed["started"] and figures["killed_peak_mb"] > 0  # the killed part's samples count
     with connect(out / "warehouse.duckdb", read_only=True) as con:
         total, early = con.execute("SELECT sum(rows_delivered), count(*) FILTER (WHERE loaded_at < to_timestamp(?)) "
                                    "FROM ops.files", [resumed["started"]]).fetchone()
