@@ -48,10 +48,11 @@ backtest: install .env
 	$(BIN)/tutorwatch backtest --warehouse out/province/warehouse.duckdb --truth data/province/truth --out out/province
 
 ## Slow tests, then the national benchmark (cached in .bench-cache/; figures in bench/results.md).
+## BENCH_ARGS go to `python -m bench`, e.g. BENCH_ARGS=--resume after a run was stopped (see bench/run.py).
 bench: install .env
 	$(BIN)/pip install -q -e '.[test,celery]'
 	$(BIN)/pytest -q -m slow -s
-	$(BIN)/python -m bench --scale national --cache .bench-cache
+	$(BIN)/python -m bench --scale national --cache .bench-cache $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT) data .dagster_home
