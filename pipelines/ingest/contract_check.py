@@ -63,8 +63,10 @@ def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: i
     def frames(needed: set[str]) -> Iterator[pd.DataFrame]:
         columns = ", ".join(q(c) for c in present if c in needed)  # not the columns the suite does not read
         for files in file_chunks(file_rows, chunk_rows):
-            yield con.execute(f"SELECT {columns} FROM _contract_batch WHERE list_contains(?, _file) "
-                              "ORDER BY _file, _row", [files]).df()
+            # a range of the sorted file names, the chunk's exactly: DuckDB skips the row groups outside it
+            # (a list lookup read the whole batch, 49M rows at national, once per chunk)
+            yield con.execute(f"SELECT {columns} FROM _contract_batch WHERE _file BETWEEN ? AND ? "
+                              "ORDER BY _file, _row", [files[0], files[-1]]).df()
 
     flagged: dict[str, list[tuple[str, int]]] = {}
     for part in validate_batches(feed_name, frames):
