@@ -139,9 +139,9 @@ def suite_columns(suite: gx.ExpectationSuite) -> set[str]:
 def _widened(frame: pd.DataFrame) -> pd.DataFrame:
     """Integer columns as int64: GX compares a range vectorised only for int64 and float64 columns, and the
     others (DuckDB's INTEGER arrives as int32) value by value in Python, a fifth of a consumptions check."""
-    narrow = {c: "int64" for c, t in frame.dtypes.items() if isinstance(t, np.dtype) and t.kind in "iu"
+    widen = {c: "int64" for c, t in frame.dtypes.items() if isinstance(t, np.dtype) and t.kind in "iu"
               and t != np.int64}
-    return frame.astype(narrow) if narrow else frame
+    return frame.astype(widen) if widen else frame
 
 
 def validate_batches(feed: str, frames: Callable[[set[str]], Iterable[pd.DataFrame]]
