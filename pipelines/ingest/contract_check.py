@@ -4,8 +4,8 @@ It passes iff every row the GX suite finds breaking a rule is held in quarantine
 reached staging: the GX suite is an independent reading of the same rules, so this proves the SQL
 routing lost nothing. It reads the batch relation the routing evaluated (`ops.last_batch_<feed>_checked`:
 the typed rows and lookups; the rules themselves are GX's own). The batch is validated a group of whole
-files at a time (at most CHUNK_ROWS rows unless one file is larger), so memory follows the chunk, not the
-batch; the flagged rows are compared with quarantine and staging in DuckDB.
+files at a time (at most CHUNK_ROWS rows), a larger file in parts cut by a hash of the feed's key, so memory
+follows the chunk, not the batch; the flagged rows are compared with quarantine and staging in DuckDB.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from data_contracts.expectations import validate_batches
+from data_contracts.feeds import FEEDS
 from data_contracts.rules import q
 from pipelines.ingest.loading import checked_table, prepare
 
@@ -59,14 +60,24 @@ def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: i
     con.execute(f"CREATE OR REPLACE TEMP VIEW _contract_batch AS SELECT * FROM {checked_table(feed_name)}")
     file_rows = con.execute("SELECT _file, count(*) FROM _contract_batch GROUP BY _file ORDER BY _file").fetchall()
     present = [name for name, *_ in con.execute("SELECT * FROM _contract_batch LIMIT 0").description]
+    rows_of = dict(file_rows)
+    key = ", ".join(q(c) for c in FEEDS[feed_name].key)
 
     def frames(needed: set[str]) -> Iterator[pd.DataFrame]:
         columns = ", ".join(q(c) for c in present if c in needed)  # not the columns the suite does not read
         for files in file_chunks(file_rows, chunk_rows):
             # a range of the sorted file names, the chunk's exactly: DuckDB skips the row groups outside it
-            # (a list lookup read the whole batch, 49M rows at national, once per chunk)
-            yield con.execute(f"SELECT {columns} FROM _contract_batch WHERE _file BETWEEN ? AND ? "
-                              "ORDER BY _file, _row", [files[0], files[-1]]).df()
+            # (a list lookup read the whole batch, 49M rows at national, once per chunk). A file over
+            # chunk_rows (national files hold ~1M rows: ~1 GB more in GX) goes in parts by a hash of its key,
+            # so the rows of one key meet in one part and the key's uniqueness in the file is still checked.
+            parts = -(-rows_of[files[0]] // chunk_rows) if len(files) == 1 else 1
+            for part in range(parts):
+                frame = con.execute(
+                    f"SELECT {columns} FROM _contract_batch WHERE _file BETWEEN ? AND ?"
+                    + (f" AND hash({key}) % {parts} = {part}" if parts > 1 else "") + " ORDER BY _file, _row",
+                    [files[0], files[-1]]).df()
+                if len(frame):
+                    yield frame
 
     flagged: dict[str, list[tuple[str, int]]] = {}
     for part in validate_batches(feed_name, frames):

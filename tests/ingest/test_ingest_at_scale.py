@@ -1,5 +1,5 @@
-"""Scale of ingestion: the contract check validates a batch a group of whole files at a time (the outcome cannot
-depend on it), and files processed before are not read again."""
+"""Scale of ingestion: the contract check validates a batch a group of whole files at a time, a large file in
+parts by its key (the outcome cannot depend on it), and files processed before are not read again."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chu
     con.execute("DELETE FROM quarantine.rows WHERE file_name = 'orders_20260317.csv'")
     escaped = check_contract(con, "orders", chunk_rows=chunk_rows)
     assert (escaped.escaped_quarantine, escaped.reached_staging) == (1, 0)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000])
+def test_a_key_twice_in_a_file_cut_in_parts_is_still_flagged(con, landing, chunk_rows):
+    """A file over the chunk's rows goes to GX in parts by a hash of its key: both rows of a twin key meet in
+    one part, so the uniqueness rule still sees them."""
+    write_feed(landing, "institutions", [GOOD["institutions"]])
+    twin = row("orders", order_id="O1")
+    write_feed(landing, "orders", [twin, row("orders", order_id="O2"), twin, row("orders", order_id="O3")],
+               date="20260310")
+    ingest_feed(con, landing, "institutions", PII_KEY)
+    ingest_feed(con, landing, "orders", PII_KEY)
+    outcome = check_contract(con, "orders", chunk_rows=chunk_rows)
+    assert (outcome.rows_checked, outcome.unexpected_per_rule) == (4, {"orders.key_unique_in_file": 2})
+    assert outcome.passed
 
 
 def test_a_file_processed_before_is_not_read_again_unless_it_changed_on_disk(con, landing):
