@@ -18,17 +18,24 @@ def test_files_are_grouped_up_to_the_row_budget_and_a_large_file_stands_alone():
     assert list(file_chunks([], 5)) == []
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 1_000])
-def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chunk_rows):
+def checked_orders(con, landing, deliveries: dict[str, list[dict]], chunk_rows: int):
+    """The contract check of orders files (delivery date -> rows) ingested beside one good institution."""
     write_feed(landing, "institutions", [GOOD["institutions"]])
-    # O1 is delivered in both files (once per file: not a twin); each file has one order paying over list
-    write_feed(landing, "orders", [row("orders", order_id="O1"), row("orders", order_id="O2", paid_fen="999999999"),
-                                   row("orders", order_id="O3")], date="20260310")
-    write_feed(landing, "orders", [row("orders", order_id="O1"), row("orders", order_id="O4", paid_fen="999999999")],
-               date="20260317")
+    for day, rows in deliveries.items():
+        write_feed(landing, "orders", rows, date=day)
     ingest_feed(con, landing, "institutions", PII_KEY)
     ingest_feed(con, landing, "orders", PII_KEY)
-    outcome = check_contract(con, "orders", chunk_rows=chunk_rows)
+    return check_contract(con, "orders", chunk_rows=chunk_rows)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000])
+def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chunk_rows):
+    # O1 is delivered in both files (once per file: not a twin); each file has one order paying over list
+    outcome = checked_orders(con, landing, {
+        "20260310": [row("orders", order_id="O1"), row("orders", order_id="O2", paid_fen="999999999"),
+                     row("orders", order_id="O3")],
+        "20260317": [row("orders", order_id="O1"), row("orders", order_id="O4", paid_fen="999999999")],
+    }, chunk_rows)
     assert (outcome.rows_checked, outcome.unexpected_per_rule) == (5, {"orders.paid_le_list_price": 2})
     assert outcome.passed
     con.execute("DELETE FROM quarantine.rows WHERE file_name = 'orders_20260317.csv'")
@@ -40,13 +47,9 @@ def test_outcome_is_the_same_one_file_at_a_time_or_all_at_once(con, landing, chu
 def test_a_key_twice_in_a_file_cut_in_parts_is_still_flagged(con, landing, chunk_rows):
     """A file over the chunk's rows goes to GX in parts by a hash of its key: both rows of a twin key meet in
     one part, so the uniqueness rule still sees them."""
-    write_feed(landing, "institutions", [GOOD["institutions"]])
     twin = row("orders", order_id="O1")
-    write_feed(landing, "orders", [twin, row("orders", order_id="O2"), twin, row("orders", order_id="O3")],
-               date="20260310")
-    ingest_feed(con, landing, "institutions", PII_KEY)
-    ingest_feed(con, landing, "orders", PII_KEY)
-    outcome = check_contract(con, "orders", chunk_rows=chunk_rows)
+    outcome = checked_orders(con, landing, {
+        "20260310": [twin, row("orders", order_id="O2"), twin, row("orders", order_id="O3")]}, chunk_rows)
     assert (outcome.rows_checked, outcome.unexpected_per_rule) == (4, {"orders.key_unique_in_file": 2})
     assert outcome.passed
 
