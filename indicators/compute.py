@@ -16,7 +16,8 @@ Recomputing only some weeks (late rows, a new week) does not rebuild the grid ov
 grid starts `LOOKBACK_WEEKS` before the first recomputed week, and the earlier rows are folded into one
 carry row per institution (sums only), so running totals stay exact while the cost follows the weeks
 recomputed. The refresh goes further (`stored_sums=True`): the look-back weeks' sums are read from SUMS, stored
-by the computation that wrote them, so only the recomputed weeks' rows are summed. Recomputing only some
+by the computation that wrote them, so only the recomputed weeks' rows are summed, and the last balance of
+an account before them is read from BALANCES instead of its earlier movements. Recomputing only some
 institutions (`institutions=`) filters every source on them.
 `refresh_institution_week_indicators` finds, per institution, the first week that what ingestion loaded
 since the mart's last computation (`_computed_at`) touches: a new week is computed for every institution, a
@@ -37,18 +38,22 @@ MART = "marts.institution_week_indicators"
 # Every grid row's weekly sums (ind_weekly without its grid keys), kept so that a refresh reads the look-back
 # weeks from here instead of re-reading their feed rows.
 SUMS = "marts.institution_week_sums"
+# Each account's balance after its last movement of every written week with one: a refresh carries the balance
+# of the accounts it recomputes from here instead of from every earlier movement.
+BALANCES = "marts.account_week_balances"
 SELECTED_WEEK_STARTS = "SELECT week_start FROM ind_calendar WHERE week IN (SELECT week FROM ind_selected_weeks)"
 SUMS_SELECT = (
     "SELECT * EXCLUDE (k, institution_no, first_filed, reserve_required_fen) FROM ind_weekly WHERE ind_written(k)"
 )
+BALANCES_SELECT = f"SELECT * FROM ind_account_weeks WHERE week_start IN ({SELECTED_WEEK_STARTS})"
 STEPS = ("_sources", "_state", "_weekly")  # after `_calendar`, which fixes where the grid starts
 LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks ending at week end)
 CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of institutions (a province's history)
 TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_carried_orders", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
-    "ind_state", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions", "ind_mart_rows",
-    "ind_sums_rows",
+    "ind_state", "ind_account_weeks", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions",
+    "ind_mart_rows", "ind_sums_rows", "ind_balance_rows",
 )
 TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
@@ -195,6 +200,8 @@ def compute_institution_week_indicators(
     leakage tests); the default counts rows in the week they happened. Returns the number of rows written.
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {BALANCES} AS SELECT institution_id, bank_code, account_id, "
+                "NULL::DATE AS week_start, balance_after_fen FROM staging.account_movements LIMIT 0")
     _create_macros(con, as_of_delivery)
     full = weeks is None and from_week is None and institutions is None
     try:
@@ -208,7 +215,8 @@ def compute_institution_week_indicators(
             for step in STEPS + (("_stored_weekly",) if stored_sums else ()):
                 con.execute(_sql(step))
             _create_indicator_tables(con)
-            for table, select in (("ind_mart_rows", mart_select()), ("ind_sums_rows", SUMS_SELECT)):
+            for table, select in (("ind_mart_rows", mart_select()), ("ind_sums_rows", SUMS_SELECT),
+                                  ("ind_balance_rows", BALANCES_SELECT)):
                 into = f"CREATE OR REPLACE TEMP TABLE {table} AS" if chunk == 0 else f"INSERT INTO {table}"
                 con.execute(f"{into} {select}")
         _write(con, full)
@@ -221,13 +229,14 @@ def compute_institution_week_indicators(
 
 
 def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
-    """Replace the mart and SUMS (full), or their rows of the selected weeks and institutions, in one
-    transaction: readers never see replaced weeks half-written, and the sums a refresh reads always match the mart."""
+    """Replace the mart, SUMS and BALANCES (full), or their rows of the selected weeks and institutions, in one
+    transaction: readers never see replaced weeks half-written, and what a refresh reads always matches the mart."""
     con.begin()
     try:
         for table, rows, week, selected in (
             (MART, "SELECT *, now() AS _computed_at FROM ind_mart_rows", "week", "SELECT week FROM ind_selected_weeks"),
             (SUMS, "SELECT * FROM ind_sums_rows", "week_start", SELECTED_WEEK_STARTS),
+            (BALANCES, "SELECT * FROM ind_balance_rows", "week_start", SELECTED_WEEK_STARTS),
         ):
             if full:
                 con.execute(f"CREATE OR REPLACE TABLE {table} AS {rows}")
@@ -251,10 +260,11 @@ def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column:
 
 
 def last_computed_at(con: duckdb.DuckDBPyConnection):
-    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at` or
-    before SUMS: a refresh recomputes such a mart whole)."""
+    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`, SUMS or
+    BALANCES: a refresh recomputes such a mart whole)."""
     if not (_has_column(con, "marts", "institution_week_indicators", "_computed_at")
-            and _has_column(con, "marts", "institution_week_sums", "week_start")):
+            and _has_column(con, "marts", "institution_week_sums", "week_start")
+            and _has_column(con, "marts", "account_week_balances", "week_start")):
         return None
     return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
 

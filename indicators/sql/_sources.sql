@@ -171,9 +171,18 @@ SELECT
     count(*) AS movements,
     date_trunc('week', max(known_at))::DATE AS last_week
 FROM ind_all_movements
-WHERE known_at < ind_rows_since()
-    -- by account_id alone: an account of the same id at another bank carried too is harmless
-    AND (NOT ind_stored_sums() OR account_id IN (SELECT account_id FROM ind_movements))
+WHERE known_at < ind_rows_since() AND NOT ind_stored_sums()
+GROUP BY ALL
+UNION ALL
+-- from stored sums only the balance is carried (the sums come with the stored weeks), and only for the accounts
+-- with a movement since: the last stored week's balance (each stored week's is that of its last movement, by
+-- booked_at within the week, so the latest week's is the latest movement's in either order above), read from
+-- the weekly balances instead of every earlier movement (by account_id alone: an account of the same id at
+-- another bank carried too is harmless)
+SELECT institution_id, bank_code, account_id, arg_max(balance_after_fen, week_start), 0, 0, 0, max(week_start)
+FROM marts.account_week_balances
+WHERE ind_stored_sums() AND week_start < ind_rows_start() AND ind_in_chunk(institution_id)
+    AND account_id IN (SELECT account_id FROM ind_movements)
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE ind_complaints AS

@@ -6,6 +6,15 @@
 -- trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS). A refresh from stored
 -- sums (ind_stored_sums(), `_stored_weekly`) builds no carry row here: the stored weeks before ind_rows_start()
 -- take its place, and the per-order and per-account carry only settles the caps and balances of later weeks.
+-- each account's balance after its last movement of each week summed from rows (a hash aggregate: (booked_at,
+-- movement_id) is unique per account and never null); the written weeks' are stored for the refresh's carry
+CREATE OR REPLACE TEMP TABLE ind_account_weeks AS
+SELECT
+    institution_id, bank_code, account_id, week_start,
+    arg_max(balance_after_fen, (booked_at, movement_id)) AS balance_after_fen
+FROM ind_movements
+GROUP BY ALL;
+
 CREATE OR REPLACE TEMP TABLE ind_weekly AS
 WITH grid AS (
     SELECT k, institution_no, institution_id, week_start, first_filed, reserve_required_fen
@@ -168,13 +177,8 @@ movement_weeks AS (
     GROUP BY ALL
 ),
 account_week_balances AS (
-    -- each account's balance after its last movement of the week (of the weeks before the grid: the carry)
-    -- (a hash aggregate: (booked_at, movement_id) is unique per account and never null)
-    SELECT
-        institution_id, bank_code, account_id, week_start,
-        arg_max(balance_after_fen, (booked_at, movement_id)) AS balance_after_fen
-    FROM ind_movements
-    GROUP BY ALL
+    -- each account's balance at the end of each week with a movement (of the weeks before the grid: the carry)
+    SELECT * FROM ind_account_weeks
     UNION ALL
     SELECT institution_id, bank_code, account_id, ind_carry_week(), balance_after_fen
     FROM ind_movement_carry

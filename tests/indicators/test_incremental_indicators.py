@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from indicators.compute import (
+    BALANCES,
     MART,
     SUMS,
     compute_institution_week_indicators,
@@ -167,6 +168,21 @@ def test_a_refresh_reads_the_look_back_weeks_from_the_stored_sums(long_warehouse
     assert value(con, "S", LAST_WEEK + 1, "prepaid_liability_fen") == before + 1000
 
 
+def test_a_refresh_carries_the_account_balance_from_the_stored_weekly_balances(long_warehouse):
+    """The new week's movement on M's account changes the balance from the last stored week's (here tampered
+    with: 300 more in W22), not from the earlier movements."""
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    con.execute(f"UPDATE {BALANCES} SET balance_after_fen = balance_after_fen + 300 "
+                "WHERE account_id = 'ACC-M' AND week_start = ?", [at(22, 1)[:10]])
+    insert(con, "account_movements", [loaded_now(movement("10", "M", at(LAST_WEEK + 1, 2), "deposit", 100, 9_600))])
+    before = value(con, "M", LAST_WEEK, "supervised_balance_fen")
+    refresh_institution_week_indicators(con)
+    assert value(con, "M", LAST_WEEK + 1, "supervised_balance_fen") == before + 100 - 300
+    full_recomputation(con)
+    assert value(con, "M", LAST_WEEK + 1, "supervised_balance_fen") == before + 100
+
+
 def test_nothing_loaded_recomputes_nothing(long_warehouse):
     con = long_warehouse
     refresh_institution_week_indicators(con)
@@ -188,7 +204,8 @@ def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
     pd.testing.assert_frame_equal(snapshot(con), full_recomputation(con), check_exact=False, rtol=1e-12)
 
 
-@pytest.mark.parametrize("older", [f"ALTER TABLE {MART} DROP COLUMN _computed_at", f"DROP TABLE {SUMS}"])
+@pytest.mark.parametrize("older", [f"ALTER TABLE {MART} DROP COLUMN _computed_at", f"DROP TABLE {SUMS}",
+                                   f"DROP TABLE {BALANCES}"])
 def test_mart_from_older_code_is_recomputed_whole(long_warehouse, older):
     con = long_warehouse
     compute_institution_week_indicators(con)
