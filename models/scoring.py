@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import duckdb
@@ -19,7 +20,7 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import MART, indicator_columns, load_features, load_mart, week_chunks
+from models.features import MART, feed_weeks, indicator_columns, load_features, load_mart, week_chunks
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
@@ -266,18 +267,19 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         version, meta = RULE_MODEL_VERSION, None
         weeks = weeks_to_score(con, version, "")
     rows = 0
-    for chunk in week_chunks(con, weeks):
-        if meta is None:
-            scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
-                                                         role="fallback")
-        else:
-            frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]))
-            scored = score_frame(frame[frame["week"].isin(chunk)], version, meta, estimators, explain_all)
-        _replace_weeks(con, chunk, scored)
-        rows += int(scored["role"].isin(["champion", "fallback"]).sum())
-        if progress:
-            progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
-                     f"weeks, {rows:,} rows)")
+    with feed_weeks(con) if meta is not None else nullcontext():
+        for chunk in week_chunks(con, weeks):
+            if meta is None:
+                scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
+                                                             role="fallback")
+            else:
+                frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]))
+                scored = score_frame(frame[frame["week"].isin(chunk)], version, meta, estimators, explain_all)
+            _replace_weeks(con, chunk, scored)
+            rows += int(scored["role"].isin(["champion", "fallback"]).sum())
+            if progress:
+                progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
+                         f"weeks, {rows:,} rows)")
     total = con.execute(f"select count(distinct week) from {MART}").fetchone()[0]
     outcome = {"source": meta["champion"] if meta else RULE_MODEL_NAME, "model_version": version, "rows": rows,
                "weeks_scored": len(weeks), "weeks_kept": total - len(weeks),

@@ -3,9 +3,9 @@
 -- requests over 4 and 8 weeks (also per order of the last 26 weeks), mean stars and the share of 1–2-star
 -- ratings over 8 weeks, and the staff count filed against the one in force 13 weeks before, the most filed in 26
 -- weeks and the largest cut from one filing to the next in 26 weeks. Windows run over the institution's mart
--- weeks from $history (25 weeks before $first) on, and events are read up to $until (the end of week $last: a chunk of early weeks does not aggregate the
--- rest of the history); every count reads the week's own and earlier events only (by event time, in the
--- connection's time zone like the mart's weeks).
+-- weeks from $history (25 weeks before $first) on over the events per week (`feed_weeks.sql`,
+-- read up to $until, the end of week $last, or materialised for every week); every count reads the week's own
+-- and earlier events only, so events of later weeks change nothing.
 with grid as (
     select
         institution_id,
@@ -13,59 +13,6 @@ with grid as (
         week_start::date as week_start
     from marts.institution_week_indicators
     where week_start::date between $history and $last
-),
-
-weekly_orders as (
-    select
-        institution_id,
-        date_trunc('week', paid_at)::date as week_start,
-        count(*) as orders,
-        sum(paid_fen) as paid_fen
-    from staging.orders
-    where status <> 'cancelled' and paid_at >= $history and paid_at < $until
-    group by all
-),
-
-weekly_hours as (
-    select
-        institution_id,
-        date_trunc('week', consumed_at)::date as week_start,
-        sum(class_hours) as class_hours
-    from staging.consumptions
-    where consumed_at >= $history and consumed_at < $until
-    group by all
-),
-
-weekly_complaints as (
-    select
-        institution_id,
-        date_trunc('week', received_at)::date as week_start,
-        count(*) as complaints
-    from staging.complaints
-    where received_at >= $history and received_at < $until
-    group by all
-),
-
-weekly_refunds as (
-    select
-        institution_id,
-        date_trunc('week', requested_at)::date as week_start,
-        count(*) as refunds
-    from staging.refunds
-    where requested_at >= $history and requested_at < $until
-    group by all
-),
-
-weekly_ratings as (
-    select
-        institution_id,
-        date_trunc('week', rated_at)::date as week_start,
-        count(*) as ratings,
-        sum(stars) as stars,
-        count(*) filter (where stars <= 2) as low_ratings
-    from staging.evaluations
-    where rated_at >= $history and rated_at < $until
-    group by all
 ),
 
 staff_filings as (
@@ -124,20 +71,16 @@ weeks as (
         grid.week,
         grid.week_start,
         -- counts and sums of the week
-        coalesce(weekly_orders.orders, 0) as orders,
-        coalesce(weekly_orders.paid_fen, 0) as paid_fen,
-        coalesce(weekly_hours.class_hours, 0) as class_hours,
-        coalesce(weekly_complaints.complaints, 0) as complaints,
-        coalesce(weekly_refunds.refunds, 0) as refunds,
-        coalesce(weekly_ratings.ratings, 0) as ratings,
-        coalesce(weekly_ratings.stars, 0) as stars,
-        coalesce(weekly_ratings.low_ratings, 0) as low_ratings
+        coalesce(feeds.orders, 0) as orders,
+        coalesce(feeds.paid_fen, 0) as paid_fen,
+        coalesce(feeds.class_hours, 0) as class_hours,
+        coalesce(feeds.complaints, 0) as complaints,
+        coalesce(feeds.refunds, 0) as refunds,
+        coalesce(feeds.ratings, 0) as ratings,
+        coalesce(feeds.stars, 0) as stars,
+        coalesce(feeds.low_ratings, 0) as low_ratings
     from grid
-    left join weekly_orders using (institution_id, week_start)
-    left join weekly_hours using (institution_id, week_start)
-    left join weekly_complaints using (institution_id, week_start)
-    left join weekly_refunds using (institution_id, week_start)
-    left join weekly_ratings using (institution_id, week_start)
+    left join ({feed_weeks}) as feeds using (institution_id, week_start)
 ),
 
 windows as (

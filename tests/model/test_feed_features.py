@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from model_fixtures import FIRST_MONDAY, filing, iso_week, mart_row, write_warehouse
 
-from models.features import FEED_COUNTS, FEED_FEATURES, STAFF_CHANGES, load_features
+from models.features import FEED_COUNTS, FEED_FEATURES, FEED_WEEKS, STAFF_CHANGES, feed_weeks, load_features
 from pipelines.warehouse import connect
 
 A, B = "91440000MA0000001X", "91440000MA0000002X"
@@ -104,6 +104,24 @@ def test_a_range_of_weeks_reads_its_feed_history(tmp_path):
     part = load_features(con, monday, monday)[0]
     expected = whole[whole["week_start"] == pd.Timestamp(monday)].reset_index(drop=True)
     pd.testing.assert_frame_equal(part[FEEDS], expected[FEEDS])
+
+
+def test_weeks_featured_from_the_materialised_feed_weeks_equal_those_read_from_the_feeds(tmp_path):
+    """Inside `feed_weeks` every chunk reads one table of every week's events (later weeks included): the
+    features are those read from the feeds up to each chunk's end, and the table is gone afterwards."""
+    con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
+    chunks = [(FIRST_MONDAY + timedelta(weeks=a), FIRST_MONDAY + timedelta(weeks=b)) for a, b in ((0, 3), (4, 8), (9, 11))]
+    direct = [load_features(con, *chunk)[0] for chunk in chunks]
+    with feed_weeks(con):
+        assert con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0] > 0
+        held = [load_features(con, *chunk)[0] for chunk in chunks]
+        con.execute(f"update temp.{FEED_WEEKS} set complaints = complaints + 1")  # read from there, not the feeds
+        tampered = load_features(con, *chunks[-1])[0]["complaint_surge__complaints_4w"]
+    assert (tampered > held[-1]["complaint_surge__complaints_4w"]).any()
+    assert not con.execute("select count(*) from duckdb_tables() where table_name = ?", [FEED_WEEKS]).fetchone()[0]
+    assert pd.concat(direct)[list(FEED_FEATURES)].notna().any().all()  # every feature has values to compare
+    for read, materialised in zip(direct, held):
+        pd.testing.assert_frame_equal(materialised, read)
 
 
 def test_staff_changes_by_hand(tmp_path):

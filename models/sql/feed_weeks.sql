@@ -1,0 +1,73 @@
+-- The feeds' events per institution and week (by event time, in the connection's time zone like the mart's weeks)
+-- from $history to before $until: what the windows of `feed_features.sql` sum. Featuring a national history a
+-- chunk of weeks at a time materialises this once for every week (`models.features.feed_weeks`) instead of
+-- reading 25 weeks of every feed again per chunk.
+with weekly_orders as (
+    select
+        institution_id,
+        date_trunc('week', paid_at)::date as week_start,
+        count(*) as orders,
+        sum(paid_fen) as paid_fen
+    from staging.orders
+    where status <> 'cancelled' and paid_at >= $history and paid_at < $until
+    group by all
+),
+
+weekly_hours as (
+    select
+        institution_id,
+        date_trunc('week', consumed_at)::date as week_start,
+        sum(class_hours) as class_hours
+    from staging.consumptions
+    where consumed_at >= $history and consumed_at < $until
+    group by all
+),
+
+weekly_complaints as (
+    select
+        institution_id,
+        date_trunc('week', received_at)::date as week_start,
+        count(*) as complaints
+    from staging.complaints
+    where received_at >= $history and received_at < $until
+    group by all
+),
+
+weekly_refunds as (
+    select
+        institution_id,
+        date_trunc('week', requested_at)::date as week_start,
+        count(*) as refunds
+    from staging.refunds
+    where requested_at >= $history and requested_at < $until
+    group by all
+),
+
+weekly_ratings as (
+    select
+        institution_id,
+        date_trunc('week', rated_at)::date as week_start,
+        count(*) as ratings,
+        sum(stars) as stars,
+        count(*) filter (where stars <= 2) as low_ratings
+    from staging.evaluations
+    where rated_at >= $history and rated_at < $until
+    group by all
+)
+
+select
+    institution_id,
+    week_start,
+    coalesce(weekly_orders.orders, 0) as orders,
+    coalesce(weekly_orders.paid_fen, 0) as paid_fen,
+    coalesce(weekly_hours.class_hours, 0) as class_hours,
+    coalesce(weekly_complaints.complaints, 0) as complaints,
+    coalesce(weekly_refunds.refunds, 0) as refunds,
+    coalesce(weekly_ratings.ratings, 0) as ratings,
+    coalesce(weekly_ratings.stars, 0) as stars,
+    coalesce(weekly_ratings.low_ratings, 0) as low_ratings
+from weekly_orders
+full join weekly_hours using (institution_id, week_start)
+full join weekly_complaints using (institution_id, week_start)
+full join weekly_refunds using (institution_id, week_start)
+full join weekly_ratings using (institution_id, week_start)
