@@ -6,6 +6,7 @@
 -- trailing windows of the recomputed weeks never reach it (compute.LOOKBACK_WEEKS). A refresh from stored
 -- sums (ind_stored_sums(), `_stored_weekly`) builds no carry row here: the stored weeks before ind_rows_start()
 -- take its place, and the per-order and per-account carry only settles the caps and balances of later weeks.
+
 -- each account's balance after its last movement of each week summed from rows (a hash aggregate: (booked_at,
 -- movement_id) is unique per account and never null); the written weeks' are stored for the refresh's carry
 CREATE OR REPLACE TEMP TABLE ind_account_weeks AS
