@@ -56,16 +56,18 @@ weekly_ratings as (
 )
 
 select
+    -- keys
     institution_id,
     week_start,
-    coalesce(weekly_orders.orders, 0) as orders,
-    coalesce(weekly_orders.paid_fen, 0) as paid_fen,
-    coalesce(weekly_hours.class_hours, 0) as class_hours,
-    coalesce(weekly_complaints.complaints, 0) as complaints,
-    coalesce(weekly_refunds.refunds, 0) as refunds,
-    coalesce(weekly_ratings.ratings, 0) as ratings,
-    coalesce(weekly_ratings.stars, 0) as stars,
-    coalesce(weekly_ratings.low_ratings, 0) as low_ratings
+    -- counts and sums (null where a feed had no event that week: `feed_features.sql` reads them as 0)
+    orders,
+    paid_fen,
+    class_hours,
+    complaints,
+    refunds,
+    ratings,
+    stars,
+    low_ratings
 from weekly_orders
 full join weekly_hours using (institution_id, week_start)
 full join weekly_complaints using (institution_id, week_start)
