@@ -259,6 +259,7 @@ def merge_sql(feed: Feed) -> str:
         content_match_h=" AND ".join(f"h.{q(c)} IS NOT DISTINCT FROM clean.{q(c)}" for c in content) or "true",
         key_match_s=_pairs("s", "clean", feed.key),
         key_match_ht=_pairs("h", "t", feed.key),
+        key_match_vt=_pairs("v", "t", feed.key),
         key_match_hw=_pairs("h", "w", feed.key),
         key_match_sw=_pairs("s", "w", feed.key),
     )

@@ -177,6 +177,20 @@ def test_an_earlier_delivery_arriving_last_does_not_overwrite_the_later_one(con,
                                      ("approved", "refunds_20260310_2.csv", True)]
 
 
+def test_new_keys_with_versions_in_one_batch_keep_the_latest_as_current(con, landing):
+    """A key first seen with one version skips the winner search; one first seen with two does not."""
+    write_base(landing)
+    write_feed(landing, "refunds", [GOOD["refunds"], row("refunds", refund_id="R2")])
+    write_feed(landing, "refunds", [row("refunds", status="approved", decided_at="2026-03-12T10:00:00+08:00")],
+               date="20260317")
+    result = ingest_landing(con, landing, PII_KEY).feeds["refunds"]
+    assert (result.rows_inserted, result.rows_corrected) == (2, 1)
+    assert one(con, "SELECT refund_id, status, _file FROM staging.refunds ORDER BY 1") == [
+        ("R1", "approved", "refunds_20260317.csv"), ("R2", "requested", "refunds_20260310.csv")]
+    assert one(con, "SELECT refund_id, status, _superseded_at IS NULL FROM staging.refunds_history ORDER BY 1, 2") == [
+        ("R1", "approved", True), ("R1", "requested", False), ("R2", "requested", True)]
+
+
 def test_identical_row_redelivered_is_a_no_op(con, landing):
     write_base(landing)
     ingest_landing(con, landing, PII_KEY)

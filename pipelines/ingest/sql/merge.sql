@@ -45,20 +45,23 @@ FROM flagged;
 INSERT INTO staging.{feed}_history ({columns}, _superseded_at)
 SELECT {columns}, NULL FROM _versions WHERE _is_new;
 
--- winners: the latest-delivered version of every key that received a new version
-CREATE OR REPLACE TEMP TABLE _winners AS
-WITH touched AS (
-    SELECT DISTINCT {key_cols} FROM _versions WHERE _is_new
-),
+-- contested: the keys whose current version must be chosen among all of their versions, those given a new version
+-- that is not their first (known before, or more than one in this batch). A key first seen with one version (most
+-- rows of a first load and of a weekly delivery) is its own winner: its history row is already current and it
+-- goes to staging as it is.
+CREATE OR REPLACE TEMP TABLE _contested AS
+SELECT DISTINCT {key_cols} FROM _versions WHERE _is_new AND NOT _is_insert;
 
-ranked AS (
+-- winners: the latest-delivered version of every contested key
+CREATE OR REPLACE TEMP TABLE _winners AS
+WITH ranked AS (
     SELECT
         h.*,
         row_number() OVER (
             PARTITION BY {key_cols_h} ORDER BY h._delivery_date DESC, tw_seq(h._file) DESC, h._file DESC, h._row DESC
         ) AS _rank
     FROM staging.{feed}_history AS h
-    WHERE EXISTS (SELECT 1 FROM touched AS t WHERE {key_match_ht})
+    WHERE EXISTS (SELECT 1 FROM _contested AS t WHERE {key_match_ht})
 )
 
 SELECT * FROM ranked WHERE _rank = 1;
@@ -72,4 +75,7 @@ DELETE FROM staging.{feed} AS s
 WHERE EXISTS (SELECT 1 FROM _winners AS w WHERE {key_match_sw});
 
 INSERT INTO staging.{feed} ({columns})
-SELECT {columns} FROM _winners;
+SELECT {columns} FROM _winners
+UNION ALL
+SELECT {columns} FROM _versions AS v
+WHERE _is_insert AND NOT EXISTS (SELECT 1 FROM _contested AS t WHERE {key_match_vt});
