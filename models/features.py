@@ -49,7 +49,7 @@ STAFF_CHANGES = (  # the same query: staff counts of the filings against earlier
 FEED_FEATURES = FEED_COUNTS + STAFF_CHANGES
 FEED_HISTORY_WEEKS = 25  # the longest window of the feed features (orders of the last 26 weeks)
 FEED_TABLES = ("orders", "consumptions", "complaints", "refunds", "evaluations")
-FEED_WEEKS = "feed_weeks"  # temporary table of `feed_weeks.sql` over every week, while `feed_weeks()` holds it
+FEED_WEEKS = "feed_weeks"  # temporary table of `feed_weeks.sql` over the weeks featured, while `feed_weeks()` holds it
 
 
 def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list[str]:
@@ -137,15 +137,21 @@ def _sql(name: str) -> str:
 
 
 @contextmanager
-def feed_weeks(con: duckdb.DuckDBPyConnection):
-    """While held, `feed_features` reads the feeds' events per institution-week from one temporary table over
-    every week instead of the feeds: a national history featured 3 weeks at a time otherwise read 28 weeks of
-    every feed per chunk (national: 25 s a chunk from the feeds, 16 s from this table after its one-off 26 s)."""
+def feed_weeks(con: duckdb.DuckDBPyConnection, first: date | None = None, last: date | None = None):
+    """While held, `feed_features` of the weeks starting `first` … `last` (default: every week) read the feeds'
+    events per institution-week from one temporary table instead of the feeds: a national history featured 3
+    weeks at a time otherwise read 28 weeks of every feed per chunk (national: 25 s a chunk from the feeds, 16 s
+    from this table after its one-off 26 s). The table holds only the weeks those features read, so a weekly
+    run scoring its last weeks does not count the events of the whole history; its range is the table's
+    comment, and featuring weeks outside it is an error, not missing events."""
     if not _has_feeds(con):
         yield
         return
+    history = first - timedelta(weeks=FEED_HISTORY_WEEKS) if first else date(1, 1, 1)
+    until = last + timedelta(weeks=1) if last else date(9999, 12, 31)
     con.execute(f"create or replace temp table {FEED_WEEKS} as {_sql('feed_weeks')}",
-                {"history": date(1, 1, 1), "until": date(9999, 12, 31)})
+                {"history": history, "until": until})
+    con.execute(f"comment on table temp.{FEED_WEEKS} is '{history}/{until}'")
     try:
         yield
     finally:
@@ -161,12 +167,15 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd
     cuts the staff."""
     if not _has_feeds(con):
         return None
-    held = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
-                       [FEED_WEEKS]).fetchone()[0]
+    history, until = first - timedelta(weeks=FEED_HISTORY_WEEKS), last + timedelta(weeks=1)
+    held = con.execute("select comment from duckdb_tables() where temporary and table_name = ?",
+                       [FEED_WEEKS]).fetchone()
+    if held:
+        held_from, held_until = (date.fromisoformat(d) for d in held[0].split("/"))
+        if history < held_from or until > held_until:
+            raise ValueError(f"feed features read {history} … {until} but {FEED_WEEKS} holds {held[0]}")
     sql = _sql("feed_features").format(feed_weeks=f"from temp.{FEED_WEEKS}" if held else _sql("feed_weeks"))
-    history = first - timedelta(weeks=FEED_HISTORY_WEEKS)
-    return con.execute(sql, {"history": history, "first": first, "last": last,
-                             "until": last + timedelta(weeks=1)}).df()
+    return con.execute(sql, {"history": history, "first": first, "last": last, "until": until}).df()
 
 
 def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None,

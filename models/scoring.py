@@ -266,9 +266,11 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
     else:
         version, meta = RULE_MODEL_VERSION, None
         weeks = weeks_to_score(con, version, "")
-    rows = 0
-    with feed_weeks(con) if meta is not None else nullcontext():
-        for chunk in week_chunks(con, weeks):
+    rows, chunks = 0, week_chunks(con, weeks)
+    # a weekly run scores its last few weeks: one table of their events pays off from the second chunk on
+    held = meta is not None and len(chunks) > 1
+    with feed_weeks(con, metrics.week_monday(weeks[0]), metrics.week_monday(weeks[-1])) if held else nullcontext():
+        for chunk in chunks:
             if meta is None:
                 scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
                                                              role="fallback")

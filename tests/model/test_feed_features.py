@@ -124,6 +124,20 @@ def test_weeks_featured_from_the_materialised_feed_weeks_equal_those_read_from_t
         pd.testing.assert_frame_equal(materialised, read)
 
 
+def test_a_feed_weeks_table_of_some_weeks_holds_only_what_they_read_and_refuses_others(tmp_path):
+    """Scoring the last weeks materialises the events those weeks read, not the whole history's."""
+    con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
+    first, last = FIRST_MONDAY + timedelta(weeks=3), FIRST_MONDAY + timedelta(weeks=4)
+    direct = load_features(con, first, last)[0]
+    with feed_weeks(con):
+        every_week = con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0]
+    with feed_weeks(con, first, last):
+        assert 0 < con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0] < every_week
+        pd.testing.assert_frame_equal(load_features(con, first, last)[0], direct)
+        with pytest.raises(ValueError, match="holds"):
+            load_features(con, last, last + timedelta(weeks=1))
+
+
 def test_staff_changes_by_hand(tmp_path):
     frame, _, features = load_features(connect(_warehouse(tmp_path / "w.duckdb", _events())))
     assert set(STAFF_CHANGES) <= set(features) and not any(f"{f}_rank" in features for f in STAFF_CHANGES)
