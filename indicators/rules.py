@@ -234,20 +234,23 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str
 
 
 def _model_scores_relation(con: duckdb.DuckDBPyConnection) -> str:
-    """The newest model version's scores per institution-week, or an empty relation before the model runs."""
+    """The newest model version's scores per institution-week of `selected_weeks`, or an empty relation before
+    the model runs. The weeks are filtered before the window: the scores of every week, each with its reasons'
+    JSON, were ranked for each block of four weeks."""
     if not _exists(con, "marts", SCORE_TABLE):
         return "(select null::varchar as institution_id, null::varchar as week, null::double as score, " \
                "null::json as contributions where false)"
     return (f"(select * from marts.{SCORE_TABLE} where model_name <> '{RULE_SCORE_MODEL_NAME}' "
+            "and week in (select week from selected_weeks) "
             "qualify row_number() over (partition by institution_id, week order by model_version desc) = 1)")
 
 
-def _week_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Each week with indicators and the ISO week before it (what `change` compares against)."""
-    weeks = [w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()]
-    previous = [(date.fromisocalendar(int(w[:4]), int(w[6:]), 1) - timedelta(days=7)).strftime("%G-W%V")
-                for w in weeks]
-    return pd.DataFrame({"week": weeks, "previous_week": previous})
+def _week_pairs(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> pd.DataFrame:
+    """`weeks` and the week after each, those with indicators, each with the ISO week before it (what `change`
+    compares against)."""
+    mart_weeks = {w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()}
+    compared = sorted({w for week in weeks for w in (week, _next_week(week))} & mart_weeks)
+    return pd.DataFrame({"week": compared, "previous_week": [_previous_week(w) for w in compared]})
 
 
 def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
@@ -347,6 +350,10 @@ def _next_week(week: str) -> str:
     return (date.fromisocalendar(int(week[:4]), int(week[6:]), 1) + timedelta(days=7)).strftime("%G-W%V")
 
 
+def _previous_week(week: str) -> str:
+    return (date.fromisocalendar(int(week[:4]), int(week[6:]), 1) - timedelta(days=7)).strftime("%G-W%V")
+
+
 def _week_builds_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists ops")
     con.execute(WEEK_BUILDS_DDL)
@@ -358,8 +365,7 @@ def _record_builds(con: duckdb.DuckDBPyConnection, weeks: list[str], fingerprint
     publication compares with its last publication of the week, with the rule book they were built under.
     Returns the stamped weeks."""
     _week_builds_table(con)
-    stamped = sorted({w for week in weeks for w in (week, _next_week(week))} & {
-        w for (w,) in con.execute("select distinct week from marts.institution_week_indicators").fetchall()})
+    stamped = list(_week_pairs(con, weeks)["week"])
     con.execute(f"insert or replace into {WEEK_BUILDS} (week, built_at, rule_book) "
                 "select unnest(?::varchar[]), now(), ?", [stamped, fingerprint])
     return stamped
@@ -379,6 +385,7 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
         weeks = [w for (w,) in con.execute(
             "select distinct week from marts.institution_week_indicators order by week").fetchall()]
         con.execute("delete from marts.warnings")
+        con.execute("drop table if exists marts.warning_drops")
     else:
         con.execute("delete from marts.warnings where week in (select unnest(?))", [weeks])
     listed_rows = 0
@@ -393,7 +400,7 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
         if progress:
             progress(f"warnings: weeks {block[0]}…{block[-1]} built ({start + len(block)} of {len(weeks)} weeks, "
                      f"{listed_rows:,} rows listed)")
-    con.register("week_pairs", _week_pairs(con))
+    con.register("week_pairs", _week_pairs(con, weeks))
     con.execute(_sql("rules_changes.sql"))
     con.unregister("week_pairs")
     return listed_rows

@@ -1,6 +1,6 @@
 -- Institution-weeks that may be listed: any broken rule, or a model score at or above the lowest cut-off.
 -- Filled in by indicators/rules.py: {model_scores} = a relation (institution_id, week, score, contributions)
--- of the newest model's scores, empty when the model has not scored yet.
+-- of the newest model's scores of the selected weeks, empty when the model has not scored yet.
 -- Reads the registered relations `rule_flags` and `selected_weeks` and the parameter $min_model_score.
 with
 
@@ -21,7 +21,6 @@ model_scores as (
         score as model_score,
         contributions
     from {model_scores}
-    where week in (select week from selected_weeks)
 ),
 
 candidates as (

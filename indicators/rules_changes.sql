@@ -1,5 +1,6 @@
--- Week-on-week comparison of the warning lists: `change` per listed row, and the rows that dropped out.
--- Reads the registered relation `week_pairs(week, previous_week)` (every week with indicators).
+-- Week-on-week comparison of the warning lists: `change` per listed row, and the rows that dropped out, for the
+-- weeks of the registered relation `week_pairs(week, previous_week)`: those rebuilt and the week after each. Other
+-- weeks keep theirs, so a weekly run rewrites a few weeks of the lists, not every week's.
 create or replace temp table warning_changes as
 with
 
@@ -12,7 +13,7 @@ current_rows as (
         warnings.*,
         week_pairs.previous_week
     from marts.warnings as warnings
-    left join week_pairs using (week)
+    inner join week_pairs using (week)
 ),
 
 compared as (
@@ -35,11 +36,13 @@ compared as (
 
 select * from compared;
 
-create or replace table marts.warnings as
+delete from marts.warnings where week in (select week from week_pairs);
+
+insert into marts.warnings by name
 select * from warning_changes
 order by week, province_code, rank;
 
-create or replace table marts.warning_drops as
+create or replace temp table warning_dropped as
 with
 
 dropped as (
@@ -73,5 +76,15 @@ with_activity as (
         and indicators.institution_id = dropped.institution_id
 )
 
-select * from with_activity
+select * from with_activity;
+
+create table if not exists marts.warning_drops as select * from warning_dropped where false;
+
+delete from marts.warning_drops where week in (select week from week_pairs);
+
+insert into marts.warning_drops by name
+select * from warning_dropped
 order by week, province_code, institution_id;
+
+drop table warning_changes;
+drop table warning_dropped;
