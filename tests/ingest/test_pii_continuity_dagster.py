@@ -136,3 +136,29 @@ def test_continuity_breaks_after_late_and_corrected_movements_recompute_only_tou
     con.execute("DELETE FROM ops.continuity_runs")  # the first-run path over everything agrees
     assert compute_continuity_breaks(con) == 2
     assert con.execute(query).fetchall() == expected
+
+
+def test_continuity_seeds_a_quiet_account_from_its_last_movement_months_before(con, landing):
+    """The seed is looked for in the 35 days before the new movements first; a quiet account's comes from
+    further back, and a new account has none (its first movement is its opening balance)."""
+    write_feed(landing, "account_movements", [
+        _movement("Q1", "2026-01-05T10:00:00+08:00", "deposit", 240000, 240000, order_id="O1"),
+        _movement("Q2", "2026-01-06T10:00:00+08:00", "release", 40000, 200000),
+        _movement("A1", "2026-03-02T10:00:00+08:00", "reserve_in", 1000, 1000, account="A"),
+    ])
+    ingest_feed(con, landing, "account_movements", PII_KEY)
+    assert compute_continuity_breaks(con) == 0
+    write_feed(landing, "account_movements", [
+        _movement("Q3", "2026-03-16T10:00:00+08:00", "release", 50000, 160000),  # 200000 - 50000 expected
+        _movement("A2", "2026-03-16T10:00:00+08:00", "reserve_in", 500, 1400, account="A"),  # 1500 expected
+        _movement("N1", "2026-03-16T10:00:00+08:00", "reserve_in", 700, 700, account="N"),  # opening
+    ], date="20260317")
+    ingest_feed(con, landing, "account_movements", PII_KEY)
+    query = ("SELECT account_id, movement_id, expected_balance_fen, reported_balance_fen "
+             "FROM staging.bank_continuity_breaks ORDER BY account_id")
+    expected = [("0200001234", "Q3", 150000, 160000), ("A", "A2", 1500, 1400)]
+    assert compute_continuity_breaks(con) == 2
+    assert con.execute(query).fetchall() == expected
+    con.execute("DELETE FROM ops.continuity_runs")  # the first-run path over everything agrees
+    assert compute_continuity_breaks(con) == 2
+    assert con.execute(query).fetchall() == expected

@@ -29,27 +29,42 @@ INNER JOIN changed AS c
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE _continuity_scope AS
-WITH earlier AS (
-    -- positions before the first recomputed one (narrow: the whole rows are read only for the scope)
-    SELECT m.bank_code, m.account_id, m.booked_at, m.movement_id
+WITH recent AS (
+    -- the latest position before the first recomputed one, looked for in the 35 days before it first: a weekly
+    -- run touches nearly every account, and reading all their earlier positions read the whole history
+    SELECT
+        m.bank_code,
+        m.account_id,
+        max({'booked_at': m.booked_at, 'movement_id': m.movement_id}) AS seed
     FROM staging.account_movements AS m
     INNER JOIN _continuity_from AS f
         ON m.bank_code IS NOT DISTINCT FROM f.bank_code AND m.account_id = f.account_id
-    WHERE m.booked_at < f.from_at OR (m.booked_at = f.from_at AND m.movement_id < f.from_id)
+    WHERE (m.booked_at < f.from_at OR (m.booked_at = f.from_at AND m.movement_id < f.from_id))
+        AND m.booked_at >= f.from_at - INTERVAL 35 DAY
+        AND m.booked_at >= (SELECT min(from_at) FROM _continuity_from) - INTERVAL 35 DAY  -- skips older row groups
+    GROUP BY ALL
 ),
 
-seed_time AS (
-    SELECT bank_code, account_id, max(booked_at) AS seed_at
-    FROM earlier
+older AS (
+    -- accounts without a movement in those 35 days (quiet, or new): their latest earlier position, if any
+    SELECT
+        m.bank_code,
+        m.account_id,
+        max({'booked_at': m.booked_at, 'movement_id': m.movement_id}) AS seed
+    FROM staging.account_movements AS m
+    INNER JOIN (
+        SELECT * FROM _continuity_from AS f
+        ANTI JOIN recent AS r ON r.bank_code IS NOT DISTINCT FROM f.bank_code AND r.account_id = f.account_id
+    ) AS f
+        ON m.bank_code IS NOT DISTINCT FROM f.bank_code AND m.account_id = f.account_id
+    WHERE m.booked_at < f.from_at - INTERVAL 35 DAY
     GROUP BY ALL
 ),
 
 seed AS (
-    SELECT e.bank_code, e.account_id, e.booked_at AS seed_at, max(e.movement_id) AS seed_id
-    FROM earlier AS e
-    INNER JOIN seed_time AS s
-        ON e.bank_code IS NOT DISTINCT FROM s.bank_code AND e.account_id = s.account_id AND e.booked_at = s.seed_at
-    GROUP BY ALL
+    SELECT bank_code, account_id, seed.booked_at AS seed_at, seed.movement_id AS seed_id FROM recent
+    UNION ALL
+    SELECT bank_code, account_id, seed.booked_at AS seed_at, seed.movement_id AS seed_id FROM older
 )
 
 SELECT m.*
