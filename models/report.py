@@ -69,8 +69,25 @@ def _figures(bt: BacktestResult, capacity: Capacity) -> list[go.Figure]:
     return [weekly, lead_hist, calibration]
 
 
-def write_report(bt: BacktestResult, folder: Path, capacity: Capacity = Capacity(), extra_text: str = "") -> Path:
-    """Write `<folder>/backtest_report.html` (charts, overall and per-fold tables, notes); returns its path."""
+def _stamp(key: str) -> str:
+    return f'<meta name="tutorwatch-report" content="{html.escape(key)}">'
+
+
+def current_report(folder: Path, key: str) -> Path | None:
+    """The report in `folder` if it was written for `key` (see `write_report`), else None: a weekly run that keeps
+    its model need not draw the same charts again (national: millions of backtest predictions)."""
+    path = folder / REPORT_NAME
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8") as page:
+        return path if _stamp(key) in page.read(2048) else None
+
+
+def write_report(bt: BacktestResult, folder: Path, capacity: Capacity = Capacity(), extra_text: str = "",
+                 key: str = "") -> Path:
+    """Write `<folder>/backtest_report.html` (charts, overall and per-fold tables, notes); returns its path.
+    `key` (what the page was drawn from, e.g. the model version and capacity) goes into its head for
+    `current_report`."""
     folder.mkdir(parents=True, exist_ok=True)
     parts = [f"<h1>tutorwatch — model backtest</h1><p>Champion: <b>{html.escape(str(bt.champion))}</b>. "
              f"{len(bt.folds)} folds: expanding training block, 8-week gap, test block; k = "
@@ -90,6 +107,7 @@ def write_report(bt: BacktestResult, folder: Path, capacity: Capacity = Capacity
     notes = [*bt.notes, *([extra_text] if extra_text else [])]
     parts.append("<h2>Notes</h2><pre>" + html.escape("\n".join(notes) or "none") + "</pre>")
     path = folder / REPORT_NAME
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>tutorwatch backtest</title></head>"
+    path.write_text("<!doctype html><html><head><meta charset='utf-8'>" + (_stamp(key) if key else "")
+                    + "<title>tutorwatch backtest</title></head>"
                     "<body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")
     return path

@@ -97,6 +97,17 @@ def test_assets_train_score_report_and_check_drift(tmp_path):
     con = connect(warehouse, read_only=True)
     assert con.execute("select count(*) from marts.institution_week_scores").fetchone()[0] == \
         con.execute("select count(*) from marts.institution_week_indicators").fetchone()[0]
+    con.close()
+
+    def report_again(**config) -> bool:
+        run = dg.materialize([model_backtest], resources=_resources(warehouse, out),
+                             run_config={"ops": {"model_backtest": {"config": config}}} if config else None)
+        return run.asset_materializations_for_node("model_backtest")[0].metadata["rewritten"].value
+
+    report = out / "backtest" / "backtest_report.html"
+    drawn = report.stat().st_mtime_ns
+    assert report_again() is False and report.stat().st_mtime_ns == drawn  # same model, same capacity
+    assert report_again(k_share=0.02) is True and "k = 2%" in report.read_text(encoding="utf-8")
 
 
 def test_psi_by_hand():

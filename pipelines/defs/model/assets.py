@@ -7,7 +7,7 @@ import dagster as dg
 from models import registry
 from models.backtest import Capacity
 from models.drift import PSI_WARN
-from models.report import write_report
+from models.report import current_report, write_report
 from models.scoring import (RETRAIN_EVERY_WEEKS, SCORES_TABLE, drift_report, load_backtest, score_institution_weeks,
                             train_risk_model)
 from models.training import SEED
@@ -61,15 +61,20 @@ def risk_model(context: dg.AssetExecutionContext, config: RiskModelConfig, duckd
 @dg.asset(group_name="model", deps=[risk_model],
           description="The backtest report (HTML with charts) of the current model under <out>/backtest/.")
 def model_backtest(config: RiskModelConfig, folders: FoldersResource) -> dg.MaterializeResult:
+    """Drawn once per model version and capacity: a weekly run that keeps the model keeps its report."""
     pointer = registry.current(folders.out) or {"trained": False, "reason": "no model trained"}
     if not pointer["trained"]:
         return dg.MaterializeResult(metadata={"report": None, "reason": pointer["reason"]})
+    capacity = Capacity(config.k_share, config.k_minimum)
+    key = f"{pointer['model_version']} k={capacity.share}/{capacity.minimum}"
+    if path := current_report(folders.out / "backtest", key):
+        return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(path)), "rewritten": False})
     bt = load_backtest(folders.out, pointer["model_version"])
     if bt.predictions.empty:
         return dg.MaterializeResult(metadata={"report": None, "reason": "; ".join(bt.notes)})
-    path = write_report(bt, folders.out / "backtest", Capacity(config.k_share, config.k_minimum))
+    path = write_report(bt, folders.out / "backtest", capacity, key=key)
     return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(path)), "champion": bt.champion,
-                                          "folds": len(bt.folds)})
+                                          "folds": len(bt.folds), "rewritten": True})
 
 
 @dg.asset(
