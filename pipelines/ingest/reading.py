@@ -169,8 +169,16 @@ def read_parquet_text(data: bytes, feed: Feed) -> pa.Table:
         raise Rejected(f"unsupported Parquet column type: {exc}") from exc
 
 
-def _integer_total(values: list[str | None]) -> int:
-    return sum(int(v) for v in values if v is not None and re.fullmatch(r"-?[0-9]+", v))
+def _integer_total(column: pa.ChunkedArray) -> int:
+    """The exact sum of the values that are integers as text (what a manifest's amount total counts). Summed in
+    int64 when no total of that many digits can overflow it, else in Python: a Python loop over a
+    million values was ~18× slower than this (measured on a loaded machine)."""
+    integers = pc.filter(column, pc.match_substring_regex(column, r"^-?[0-9]+$"))
+    if len(integers) == 0:
+        return 0
+    if len(integers) * 10 ** pc.max(pc.utf8_length(integers)).as_py() < 2 ** 63:
+        return pc.sum(pc.cast(integers, pa.int64())).as_py()
+    return sum(int(v) for v in integers.to_pylist())
 
 
 def verify_manifest(path: Path, sha256: str, rows: int, amount_total: int | None) -> None:
@@ -220,6 +228,6 @@ def read_delivery(delivery: Delivery, feed: Feed, pii_key: bytes, data: bytes) -
     sha = sha256_of(data)
     reader = read_parquet_text if delivery.path.suffix == ".parquet" else read_csv_text
     table = reader(data, feed)
-    amount = _integer_total(table[feed.amount_column].to_pylist()) if feed.amount_column else None
+    amount = _integer_total(table[feed.amount_column]) if feed.amount_column else None
     verify_manifest(delivery.path, sha, table.num_rows, amount)
     return ReadFile(sha, protect_personal_data(table, feed, pii_key), table.num_rows, amount)

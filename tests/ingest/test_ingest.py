@@ -74,6 +74,18 @@ def test_matching_manifest_loads(con, landing):
                     "WHERE feed = 'orders'") == [(2, 2, 340000, 340000)]
 
 
+@pytest.mark.parametrize("values, total", [
+    (["240000", "-5", None, "12.5", "", "1e3", " 7", "007"], 240000 - 5 + 7),
+    # a total beyond int64 is summed exactly too (its digits could overflow the vectorised sum)
+    (["99999999999999999999", "1", "9223372036854775807"], 99999999999999999999 + 1 + 9223372036854775807),
+    ([None, "abc"], 0),
+])
+def test_the_amount_total_counts_only_integer_text_exactly(values, total):
+    from pipelines.ingest.reading import _integer_total
+
+    assert _integer_total(pa.chunked_array([pa.array(values, pa.string())])) == total
+
+
 def test_gb18030_bank_file_loads_with_correct_chinese(con, landing):
     write_feed(landing, "account_movements", [row("account_movements", bank_code="工商银行", account_id="监管户001")],
                encoding="gb18030")
