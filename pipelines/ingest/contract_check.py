@@ -86,14 +86,15 @@ def check_contract(con: duckdb.DuckDBPyConnection, feed_name: str, chunk_rows: i
     rows = sorted({row for part in flagged.values() for row in part})
     con.register("_contract_flagged", pa.table({"_file": pa.array([f for f, _ in rows], pa.string()),
                                                 "_row": pa.array([r for _, r in rows], pa.int64())}))
+    # anti and semi joins, not EXISTS inside count(*) FILTER: that form hashed the whole history (DuckDB 2.0,
+    # ~5 s per 40M rows), where a semi join hashes the flagged rows and skips the history's older row groups
     escaped, reached = con.execute(
         f"""SELECT
-            count(*) FILTER (WHERE NOT EXISTS (
-                SELECT 1 FROM quarantine.rows AS r WHERE r.feed = ? AND r.released_at IS NULL
-                AND r.file_name = f._file AND r.row_number = f._row)),
-            count(*) FILTER (WHERE EXISTS (
-                SELECT 1 FROM staging.{feed_name}_history AS h WHERE h._file = f._file AND h._row = f._row))
-        FROM _contract_flagged AS f""",
+            (SELECT count(*) FROM _contract_flagged AS f ANTI JOIN (
+                SELECT file_name, row_number FROM quarantine.rows WHERE feed = ? AND released_at IS NULL) AS r
+                ON r.file_name = f._file AND r.row_number = f._row),
+            (SELECT count(*) FROM _contract_flagged AS f SEMI JOIN staging.{feed_name}_history AS h
+                ON h._file = f._file AND h._row = f._row)""",
         [feed_name],
     ).fetchall()[0]
     con.unregister("_contract_flagged")

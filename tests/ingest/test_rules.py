@@ -185,6 +185,20 @@ def test_contract_check_fails_when_a_breaking_row_escapes(routed):
         con.execute("ROLLBACK")
 
 
+def test_contract_check_fails_when_a_breaking_row_reached_staging(routed):
+    con, where, _ = routed
+    file_name, row_number = where["orders.paid_le_list_price"]
+    con.execute("BEGIN TRANSACTION")
+    # a loaded version carrying the lineage of the breaking row, as if routing had let it through
+    con.execute("UPDATE staging.orders_history SET _file = ?, _row = ? "
+                "WHERE order_id = (SELECT min(order_id) FROM staging.orders_history)", [file_name, row_number])
+    try:
+        outcome = check_contract(con, "orders")
+        assert (outcome.reached_staging, outcome.escaped_quarantine, outcome.passed) == (1, 0, False)
+    finally:
+        con.execute("ROLLBACK")
+
+
 def test_gx_flags_rows_without_fingerprinting_each_batch(routed, monkeypatch):
     """GX hashes every value of a pandas batch for its metadata (a fifth of a national contract check); the
     contract checks switch that off and still flag the same rows."""
