@@ -32,6 +32,7 @@ featured as (
     select
         institution_id,
         week,
+        week_start,
         week_start + 6 as week_end
     from grid
     where week_start >= $first
@@ -84,31 +85,33 @@ weeks as (
 ),
 
 windows as (
+    -- each featured week against the institution's weeks t−25 … t: a join, not window functions, which framed
+    -- every history row too (at national ~9 s a chunk, for the tenth of the rows that are featured)
     select
-        institution_id,
-        week,
-        week_start,
+        featured.institution_id,
+        featured.week,
+        featured.week_start,
         -- last 4 weeks against the own weeks t−15 … t−4
-        sum(paid_fen) over last_4 as paid_fen_4w,
-        sum(paid_fen) over own_base as paid_fen_base,
-        sum(class_hours) over last_4 as class_hours_4w,
-        sum(class_hours) over own_base as class_hours_base,
+        sum(weeks.paid_fen) filter (where weeks.week_start >= featured.week_start - 21) as paid_fen_4w,
+        sum(weeks.paid_fen) filter (where weeks.week_start between featured.week_start - 105
+                                    and featured.week_start - 28) as paid_fen_base,
+        sum(weeks.class_hours) filter (where weeks.week_start >= featured.week_start - 21) as class_hours_4w,
+        sum(weeks.class_hours) filter (where weeks.week_start between featured.week_start - 105
+                                       and featured.week_start - 28) as class_hours_base,
         -- complaints, refunds and ratings
-        sum(orders) over last_26 as orders_26w,
-        sum(complaints) over last_4 as complaints_4w,
-        sum(complaints) over last_8 as complaints_8w,
-        sum(refunds) over last_4 as refunds_4w,
-        sum(refunds) over last_8 as refunds_8w,
-        sum(ratings) over last_8 as ratings_8w,
-        sum(stars) over last_8 as stars_8w,
-        sum(low_ratings) over last_8 as low_ratings_8w
-    from weeks
-    window
-        last_4 as (partition by institution_id order by week_start range between interval 21 day preceding and current row),
-        last_8 as (partition by institution_id order by week_start range between interval 49 day preceding and current row),
-        last_26 as (partition by institution_id order by week_start range between interval 175 day preceding and current row),
-        own_base as (partition by institution_id order by week_start
-                     range between interval 105 day preceding and interval 28 day preceding)
+        sum(weeks.orders) as orders_26w,
+        sum(weeks.complaints) filter (where weeks.week_start >= featured.week_start - 21) as complaints_4w,
+        sum(weeks.complaints) filter (where weeks.week_start >= featured.week_start - 49) as complaints_8w,
+        sum(weeks.refunds) filter (where weeks.week_start >= featured.week_start - 21) as refunds_4w,
+        sum(weeks.refunds) filter (where weeks.week_start >= featured.week_start - 49) as refunds_8w,
+        sum(weeks.ratings) filter (where weeks.week_start >= featured.week_start - 49) as ratings_8w,
+        sum(weeks.stars) filter (where weeks.week_start >= featured.week_start - 49) as stars_8w,
+        sum(weeks.low_ratings) filter (where weeks.week_start >= featured.week_start - 49) as low_ratings_8w
+    from featured
+    inner join weeks
+        on weeks.institution_id = featured.institution_id
+        and weeks.week_start between featured.week_start - 175 and featured.week_start
+    group by featured.institution_id, featured.week, featured.week_start
 )
 
 select
