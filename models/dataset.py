@@ -21,7 +21,6 @@ from models.training import SEED
 
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
-UNREAD = ("week_end", "county_code", "name", "category", "mode")  # strings training never reads: memory only
 PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept in the labelled rows (a province history is kept whole)
 
 
@@ -110,7 +109,7 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
             bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
             frame, indicators, features = load_features(con, *bounds)
             derived = [f for f in features if f not in indicators]
-            part = frame.drop(columns=list(UNREAD)).merge(rows, on=keys, how="inner")
+            part = frame.merge(rows, on=keys, how="inner")
             del frame
             sampled, in_whole = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
             part = part[[c for c in part.columns if c not in derived] + derived]  # the labelled frame's order

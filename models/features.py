@@ -27,6 +27,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 MART = "marts.institution_week_indicators"
 KEY_COLUMNS = ("institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
                "category", "mode")
+FEATURED_KEYS = ("institution_id", "week", "week_start", "province_code")  # all that features, training and
+# scores read of the keys: the names and codes are strings, slow to load (a national chunk's load 6 → 3 s)
 SEPARATOR = "__"  # `<indicator>__<derivation>`: reasons sum a feature under the indicator before it
 CHANGE_WEEKS = (1, 4, 8)  # this week minus the same institution's value n weeks earlier
 TRAILING_WEEKS = 8  # max and min over the last 8 weeks (this one included)
@@ -86,16 +88,16 @@ def week_range(con: duckdb.DuckDBPyConnection, table: str = MART) -> tuple[date,
 
 
 def load_mart(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None,
-              table: str = MART) -> tuple[pd.DataFrame, list[str]]:
+              table: str = MART, keys: tuple[str, ...] = KEY_COLUMNS) -> tuple[pd.DataFrame, list[str]]:
     """Mart rows of the weeks starting `first_week` … `last_week` (default: all), sorted by week and
-    institution, with the indicator column names."""
+    institution, with the indicator column names; `keys` are the key columns to load."""
     indicators = indicator_columns(con, table)
-    cols = ", ".join(f'"{c}"' for c in (*KEY_COLUMNS, *indicators))
+    cols = ", ".join(f'"{c}"' for c in (*keys, *indicators))
     bounds = week_range(con, table) or (date.min, date.min)
     frame = con.execute(f"select {cols} from {table} where week_start::date between ? and ? "
                         "order by week, institution_id", [first_week or bounds[0], last_week or bounds[1]]).df()
-    frame["week_start"] = pd.to_datetime(frame["week_start"])
-    frame["week_end"] = pd.to_datetime(frame["week_end"])
+    for column in {"week_start", "week_end"} & set(keys):
+        frame[column] = pd.to_datetime(frame[column])
     frame[indicators] = frame[indicators].astype("float64")  # levels stay exact: reasons quote them in fen
     return frame, indicators
 
@@ -212,11 +214,12 @@ def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None 
 def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None
                   ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Mart rows of the weeks starting `first_week` … `last_week` (default: all) with their features (read
-    with `LOOKBACK_WEEKS` of earlier rows); returns the frame, the indicator names and the feature names."""
+    with `LOOKBACK_WEEKS` of earlier rows; keys: `FEATURED_KEYS`); returns the frame, the indicator names and the
+    feature names."""
     bounds = week_range(con)
     first = first_week or (bounds[0] if bounds else None)
     history_from = first - timedelta(weeks=LOOKBACK_WEEKS) if first else None
-    mart, indicators = load_mart(con, history_from, last_week)
+    mart, indicators = load_mart(con, history_from, last_week, keys=FEATURED_KEYS)
     feeds = feed_features(con, first, last_week or bounds[1]) if first else None
     return add_features(mart, indicators, first, feeds), indicators, feature_names(indicators)
 
