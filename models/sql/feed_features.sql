@@ -140,5 +140,4 @@ from windows
 left join staff_now using (institution_id, week)
 left join staff_13w using (institution_id, week)
 left join staff_26w using (institution_id, week)
-where week_start >= $first
 order by week, institution_id
