@@ -174,27 +174,21 @@ def test_contract_checks_pass_when_routing_is_complete(routed):
         assert outcome.passed and outcome.rows_flagged > 0, feed
 
 
-def test_contract_check_fails_when_a_breaking_row_escapes(routed):
-    con, where, _ = routed
-    file_name, row_number = where["orders.paid_le_list_price"]
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM quarantine.rows WHERE file_name = ? AND row_number = ?", [file_name, row_number])
-    try:
-        assert check_contract(con, "orders").escaped_quarantine == 1
-    finally:
-        con.execute("ROLLBACK")
-
-
-def test_contract_check_fails_when_a_breaking_row_reached_staging(routed):
-    con, where, _ = routed
-    file_name, row_number = where["orders.paid_le_list_price"]
-    con.execute("BEGIN TRANSACTION")
+@pytest.mark.parametrize("tamper, expected", [
+    # the breaking row's quarantine entry removed: it escaped
+    ("DELETE FROM quarantine.rows WHERE file_name = $file AND row_number = $row", (0, 1)),
     # a loaded version carrying the lineage of the breaking row, as if routing had let it through
-    con.execute("UPDATE staging.orders_history SET _file = ?, _row = ? "
-                "WHERE order_id = (SELECT min(order_id) FROM staging.orders_history)", [file_name, row_number])
+    ("UPDATE staging.orders_history SET _file = $file, _row = $row "
+     "WHERE order_id = (SELECT min(order_id) FROM staging.orders_history)", (1, 0)),
+], ids=["escaped_quarantine", "reached_staging"])
+def test_contract_check_fails_when_a_breaking_row_escapes_or_reaches_staging(routed, tamper, expected):
+    con, where, _ = routed
+    file_name, row_number = where["orders.paid_le_list_price"]
+    con.execute("BEGIN TRANSACTION")
+    con.execute(tamper, {"file": file_name, "row": row_number})
     try:
         outcome = check_contract(con, "orders")
-        assert (outcome.reached_staging, outcome.escaped_quarantine, outcome.passed) == (1, 0, False)
+        assert (outcome.reached_staging, outcome.escaped_quarantine, outcome.passed) == (*expected, False)
     finally:
         con.execute("ROLLBACK")
 
