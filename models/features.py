@@ -11,7 +11,6 @@ earlier rows, so scoring reads a few weeks at a time.
 
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -106,25 +105,29 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
     """Changes and trailing extremes per institution over calendar weeks (a week without a row is missing), for
     the rows of `frame` selected by the mask `rows`; every row of `frame` is history.
 
-    Rows go into an institutions × weeks × indicators grid, so "n weeks earlier" is a shift along weeks."""
+    Rows go into an institutions × weeks × indicators grid, so "n weeks earlier" is a step back along weeks.
+    Only the selected rows' cells are read: a scored chunk features 3 of its 11 weeks."""
     institution = frame["institution_id"].astype("category").cat.codes.to_numpy()
     week = ((frame["week_start"] - frame["week_start"].min()).dt.days // 7).to_numpy()
     grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan, dtype=DTYPE)
-    grid[institution, week] = matrix(frame, indicators)
+    for k, name in enumerate(indicators):  # column by column: `matrix` of a whole chunk copied it twice in float64
+        values = frame[name].to_numpy(DTYPE)
+        values[~np.isfinite(values)] = np.nan
+        grid[institution, week, k] = values
     institution, week = institution[rows], week[rows]
+    now = grid[institution, week]
     out = {}
     for n in CHANGE_WEEKS:
-        earlier = np.full_like(grid, np.nan)
-        earlier[:, n:] = grid[:, :-n]
-        out.update(zip((f"{i}{SEPARATOR}chg{n}" for i in indicators), (grid - earlier)[institution, week].T))
-    highest, lowest = np.full_like(grid, np.nan), np.full_like(grid, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows stay missing
-        for t in range(grid.shape[1]):
-            window = grid[:, max(0, t - TRAILING_WEEKS + 1):t + 1]
-            highest[:, t], lowest[:, t] = np.nanmax(window, axis=1), np.nanmin(window, axis=1)
-    out.update(zip((f"{i}{SEPARATOR}max{TRAILING_WEEKS}" for i in indicators), highest[institution, week].T))
-    out.update(zip((f"{i}{SEPARATOR}min{TRAILING_WEEKS}" for i in indicators), lowest[institution, week].T))
+        earlier = np.where((week >= n)[:, None], grid[institution, np.maximum(week - n, 0)], np.nan)
+        out.update(zip((f"{i}{SEPARATOR}chg{n}" for i in indicators), (now - earlier).T))
+    highest, lowest = np.empty_like(now), np.empty_like(now)
+    for t in np.unique(week):  # fmax/fmin skip missing weeks; an all-missing window stays missing
+        at = week == t
+        window = grid[:, max(0, t - TRAILING_WEEKS + 1):t + 1]
+        highest[at] = np.fmax.reduce(window, axis=1)[institution[at]]
+        lowest[at] = np.fmin.reduce(window, axis=1)[institution[at]]
+    out.update(zip((f"{i}{SEPARATOR}max{TRAILING_WEEKS}" for i in indicators), highest.T))
+    out.update(zip((f"{i}{SEPARATOR}min{TRAILING_WEEKS}" for i in indicators), lowest.T))
     return out
 
 
