@@ -110,10 +110,8 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
     institution = frame["institution_id"].astype("category").cat.codes.to_numpy()
     week = ((frame["week_start"] - frame["week_start"].min()).dt.days // 7).to_numpy()
     grid = np.full((institution.max() + 1, week.max() + 1, len(indicators)), np.nan, dtype=DTYPE)
-    for k, name in enumerate(indicators):  # column by column: `matrix` of a whole chunk copied it twice in float64
-        values = frame[name].to_numpy(DTYPE)
-        values[~np.isfinite(values)] = np.nan
-        grid[institution, week, k] = values
+    for k, name in enumerate(indicators):  # a column at a time: `matrix` of the whole chunk held it twice in float64
+        grid[institution, week, k] = matrix(frame, [name])[:, 0]
     institution, week = institution[rows], week[rows]
     now = grid[institution, week]
     out = {}
