@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from indicators.rules import HARD_RULES, MODEL_CUTOFFS
 from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
@@ -29,7 +30,7 @@ ALL_SCORES_TABLE = "marts.model_scores_all"
 RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
 RETRAIN_EVERY_WEEKS = 4  # retrain once labels have matured this many weeks past the model's training data
 SCORED_AT = "_scored_at"
-EXPLAIN_SHARE, EXPLAIN_MIN = 0.10, 25  # tree explanations for the top of each province-week (the listable rows)
+EXPLAIN_TOP = 25  # tree explanations for the listable rows and for this many more at the top of each province-week
 
 
 def snapshot_hash(ds: Dataset) -> str:
@@ -160,18 +161,26 @@ def load_backtest(out, model_version: str) -> BacktestResult:
     )
 
 
-def _explain_mask(frame: pd.DataFrame, scores: np.ndarray, capacity) -> np.ndarray:
+def explain_mask(frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+    """The rows whose reasons someone reads: every row the warning list can take under the default cut-offs (a
+    score at the yellow cut-off or above, or a hard rule broken: most listed rows at national scale, whatever
+    their score) and the `EXPLAIN_TOP` highest scores of each province-week (the dashboards' leaders)."""
+    listable = scores >= MODEL_CUTOFFS.yellow
+    for rule in HARD_RULES:
+        if rule.indicator in frame:
+            values = frame[rule.indicator].to_numpy(dtype="float64")  # missing breaks no rule, as in the SQL
+            listable |= (values < rule.threshold) if rule.op == "<" else (values > rule.threshold)
     ranked = metrics.top_k(frame[["institution_id", "week", "province_code"]].assign(score=scores),
-                           k_fn=capacity)
-    return ranked["in_top_k"].to_numpy()
+                           k_fn=lambda n: min(n, EXPLAIN_TOP))
+    return listable | ranked["in_top_k"].to_numpy()
 
 
 def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators: dict, explain_all: bool = False
                 ) -> pd.DataFrame:
     """Scores of every row by champion and challenger; champion contributions for the rows that can be listed.
 
-    Tree explanations cost time, so for gradient boosting only the top 10 % (at least 25) of each
-    province-week are explained unless `explain_all`; the logistic regression explains every row.
+    Tree explanations cost time, so for gradient boosting only the rows of `explain_mask` are explained unless
+    `explain_all`; the logistic regression explains every row.
     """
     features, indicators = meta["features"], meta["indicators"]
     champion = meta["champion"]
@@ -179,8 +188,7 @@ def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators:
     if explain_all or champion == LOGISTIC:
         mask = np.ones(len(frame), dtype=bool)
     else:
-        mask = _explain_mask(frame, scores[champion],
-                             lambda n: min(n, max(EXPLAIN_MIN, math.ceil(EXPLAIN_SHARE * n))))
+        mask = explain_mask(frame, scores[champion])
     contributions = np.full(len(frame), "[]", dtype=object)
     contributions[mask] = contributions_json(estimators[champion], frame[mask], features, indicators)
     rows = []

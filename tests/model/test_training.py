@@ -178,3 +178,21 @@ def test_training_tells_of_each_phase_and_backtest_fold(trained):
     assert [line.split(" done")[0] for line in said[2:-1]] == [
         f"model: backtest fold {n} of {folds}" for n in range(1, folds + 1)]
     assert said[-1].startswith("model: fitting the final ")
+
+
+def test_tree_reasons_cover_every_row_the_list_can_take():
+    """A hard rule lists a row whatever its score (most listed rows at national scale): it must be explained,
+    as must a score at the yellow cut-off; a quiet row below the province-week's top is not."""
+    from indicators.rules import MODEL_CUTOFFS
+    from models.scoring import EXPLAIN_TOP, explain_mask
+
+    n = EXPLAIN_TOP + 4
+    frame = pd.DataFrame({"institution_id": [f"i{k:03d}" for k in range(n)], "week": "2026-W10",
+                          "province_code": "11", "coverage_ratio": 1.5, "overdue_refunds": 0.0})
+    scores = np.linspace(0.09, 0.01, n)  # all below the yellow cut-off, highest first
+    frame.loc[n - 1, "coverage_ratio"] = 0.5  # the lowest score breaks the hard rule coverage < 0.9
+    frame.loc[n - 2, "overdue_refunds"] = np.nan  # missing breaks nothing
+    scores[n - 3] = MODEL_CUTOFFS.yellow
+    explained = set(np.flatnonzero(explain_mask(frame, scores)))
+    # the yellow score ranks first, so the top holds it and the first EXPLAIN_TOP - 1 of the others
+    assert explained == {*range(EXPLAIN_TOP - 1), n - 3, n - 1}
