@@ -45,8 +45,9 @@ class ColumnValuesValidUscc(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column, **kwargs):
-        # every row of a feed names its institution: check each distinct code once
-        return column.isin([code for code in column.unique() if is_valid_uscc(code)])
+        # every row of a feed names its institution: check each distinct code once, then find the few bad ones
+        # (`isin` over the ~150,000 good national codes cost as much again as checking them)
+        return ~column.isin([code for code in column.unique() if not is_valid_uscc(code)])
 
 
 class ExpectColumnValuesToBeValidUscc(ColumnMapExpectation):
