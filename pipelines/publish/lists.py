@@ -86,6 +86,12 @@ def active_provinces(con: duckdb.DuckDBPyConnection, week: str) -> list[str]:
         [week]).fetchall()]
 
 
+def is_active(con: duckdb.DuckDBPyConnection, week: str, province: str) -> bool:
+    """Whether `province` is one of `active_provinces` (a partition asks for its own: the first row answers)."""
+    return con.execute("select exists (select 1 from marts.institution_week_indicators "
+                       "where week = ? and province_code = ?)", [week, province]).fetchone()[0]
+
+
 def _csv_bytes(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -213,7 +219,7 @@ def _built_at(con: duckdb.DuckDBPyConnection, week: str) -> datetime | None:
 
 def publish_province(con: duckdb.DuckDBPyConnection, out: Path, week: str, province: str) -> PublishResult | None:
     """One province's list of the week (CSV + XLSX); None when the province had no active institution."""
-    if province not in active_provinces(con, week):
+    if not is_active(con, week, province):
         return None
     listed = _listed(con, week, province)
     return _publish(out, week, province, _csv_bytes(listed, LIST_COLUMNS),

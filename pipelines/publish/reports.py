@@ -25,7 +25,7 @@ from data_contracts.regions import province_name_zh
 from indicators import registry
 from indicators.rules import TIER_ZH
 from pipelines.publish.files import remove_leftovers, write_atomic
-from pipelines.publish.lists import CHANGE_ZH, active_provinces
+from pipelines.publish.lists import CHANGE_ZH, active_provinces, is_active
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 TREND_WEEKS = 12
@@ -240,7 +240,7 @@ def write_province_report(con: duckdb.DuckDBPyConnection, out: Path, week: str, 
     the PDF, on every rerun of a week. The page is the commit point: it is removed before and written after
     the PDF, so an existing page always has the PDF of the same data beside it.
     """
-    if province not in active_provinces(con, week):
+    if not is_active(con, week, province):
         return []
     data = report_data(con, week, province)
     page = _folder(out, week) / f"{province}.html"
