@@ -108,17 +108,20 @@ def national_csv(listed: pd.DataFrame, dropped: pd.DataFrame) -> bytes:
 
 
 def _sheet(ws, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
-    """Chinese headers, frozen header row, auto-filter, widths, tier colours, Chinese change/tier words."""
+    """Chinese headers, frozen header row, auto-filter, widths, tier colours, Chinese change/tier words.
+
+    Cells are addressed by number: `ws.max_row` and `ws[n]` scan every cell written so far (quadratic)."""
     ws.append([HEADERS_ZH[c] for c in columns])
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    for record in frame.reindex(columns=list(columns)).itertuples(index=False):
+    tier_column = columns.index("tier") + 1 if "tier" in columns else None
+    records = frame.reindex(columns=list(columns)).itertuples(index=False)
+    for n, record in enumerate(records, start=2):
         values = dict(zip(columns, record, strict=True))
-        row = []
-        for name, value in values.items():
+        for j, (name, value) in enumerate(values.items(), start=1):
             if pd.isna(value):
-                value = None
-            elif name in ("tier", "previous_tier"):
+                continue
+            if name in ("tier", "previous_tier"):
                 value = TIER_ZH[value]
             elif name == "change":
                 value = CHANGE_ZH[value]
@@ -126,15 +129,14 @@ def _sheet(ws, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
                 value = float(value)
             elif name == "rank":
                 value = int(value)
-            row.append(value)
-        ws.append(row)
-        for cell in ws[ws.max_row]:  # text stays text: a name like "=HYPERLINK(…)" must not become a formula
-            if isinstance(cell.value, str):
+            cell = ws.cell(n, j, value)
+            if isinstance(value, str):  # text stays text: a name like "=HYPERLINK(…)" must not become a formula
                 cell.data_type = "s"
-        if not pd.isna(values.get("tier", float("nan"))):
-            ws.cell(ws.max_row, columns.index("tier") + 1).fill = PatternFill("solid", fgColor=TIER_FILL[values["tier"]])
+        if tier_column and not pd.isna(values["tier"]):
+            ws.cell(n, tier_column).fill = PatternFill("solid", fgColor=TIER_FILL[values["tier"]])
+    rows = len(frame) + 1
     ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(ws.max_row, 1)}"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{rows}"
     for i, name in enumerate(columns, 1):
         ws.column_dimensions[get_column_letter(i)].width = WIDTHS[name]
 
