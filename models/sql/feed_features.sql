@@ -65,7 +65,9 @@ staff_26w as (
     group by all
 ),
 
-weeks as (
+weeks as materialized (
+    -- materialised: inlined, the feeds were joined to the 26 window rows of each featured week (national: 11M
+    -- probes instead of the grid's 4M, 1 s of a chunk's 5.7 s)
     select
         -- keys
         grid.institution_id,
