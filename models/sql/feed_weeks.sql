@@ -1,11 +1,12 @@
 -- The feeds' events per institution and week (by event time, in the connection's time zone like the mart's weeks)
 -- from $history to before $until: what the windows of `feed_features.sql` sum. Featuring a national history a
 -- chunk of weeks at a time materialises this once for every week (`models.features.feed_weeks`) instead of
--- reading 25 weeks of every feed again per chunk.
+-- reading 25 weeks of every feed again per chunk. Weeks truncate the local time (`timezone(...)`), the same Monday
+-- as a time-zone-aware date_trunc at two thirds of its cost (national: 23M consumptions, 4.6 → 3.0 s).
 with weekly_orders as (
     select
         institution_id,
-        date_trunc('week', paid_at)::date as week_start,
+        date_trunc('week', timezone(current_setting('TimeZone'), paid_at))::date as week_start,
         count(*) as orders,
         sum(paid_fen) as paid_fen
     from staging.orders
@@ -16,7 +17,7 @@ with weekly_orders as (
 weekly_hours as (
     select
         institution_id,
-        date_trunc('week', consumed_at)::date as week_start,
+        date_trunc('week', timezone(current_setting('TimeZone'), consumed_at))::date as week_start,
         sum(class_hours) as class_hours
     from staging.consumptions
     where consumed_at >= $history and consumed_at < $until
@@ -26,7 +27,7 @@ weekly_hours as (
 weekly_complaints as (
     select
         institution_id,
-        date_trunc('week', received_at)::date as week_start,
+        date_trunc('week', timezone(current_setting('TimeZone'), received_at))::date as week_start,
         count(*) as complaints
     from staging.complaints
     where received_at >= $history and received_at < $until
@@ -36,7 +37,7 @@ weekly_complaints as (
 weekly_refunds as (
     select
         institution_id,
-        date_trunc('week', requested_at)::date as week_start,
+        date_trunc('week', timezone(current_setting('TimeZone'), requested_at))::date as week_start,
         count(*) as refunds
     from staging.refunds
     where requested_at >= $history and requested_at < $until
@@ -46,7 +47,7 @@ weekly_refunds as (
 weekly_ratings as (
     select
         institution_id,
-        date_trunc('week', rated_at)::date as week_start,
+        date_trunc('week', timezone(current_setting('TimeZone'), rated_at))::date as week_start,
         count(*) as ratings,
         sum(stars) as stars,
         count(*) filter (where stars <= 2) as low_ratings

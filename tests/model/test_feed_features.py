@@ -96,6 +96,16 @@ def test_feed_features_read_only_the_past(tmp_path):
     assert _row(earlier, A, 7)["complaint_surge__complaints_8w"] == 4
 
 
+def test_events_fall_in_the_beijing_week(tmp_path):
+    """Monday 00:30 in Beijing is Sunday 16:30 UTC: it opens the new week, and Sunday 23:30 still closes the old."""
+    monday = FIRST_MONDAY + timedelta(weeks=4)
+    events = {**_events(), "complaints": [("k0", A, f"{monday - timedelta(days=1)} 23:30:00+08"),
+                                          ("k1", A, f"{monday} 00:30:00+08")]}
+    frame = load_features(connect(_warehouse(tmp_path / "w.duckdb", events)))[0]
+    assert _row(frame, A, 3)["complaint_surge__complaints_4w"] == 1
+    assert _row(frame, A, 4)["complaint_surge__complaints_4w"] == 2
+
+
 def test_a_range_of_weeks_reads_its_feed_history(tmp_path):
     """Week 11 alone gets the feed features it gets from the whole history (its 26-week windows reach back)."""
     con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
