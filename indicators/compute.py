@@ -53,7 +53,7 @@ TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_carried_orders", "ind_consumption_carry", "ind_refunds", "ind_movements",
     "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
     "ind_state", "ind_account_weeks", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions",
-    "ind_mart_rows", "ind_sums_rows", "ind_balance_rows",
+    "ind_mart_rows", "ind_sums_rows", "ind_balance_rows", "ind_unchanged",
 )
 TEMP_VIEWS = ("ind_all_orders", "ind_all_consumptions", "ind_all_movements")
 IDENTITY_COLUMNS = (
@@ -230,11 +230,22 @@ def compute_institution_week_indicators(
 
 def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     """Replace the mart, SUMS and BALANCES (full), or their rows of the selected weeks and institutions, in one
-    transaction: readers never see replaced weeks half-written, and what a refresh reads always matches the mart."""
+    transaction: readers never see replaced weeks half-written, and what a refresh reads always matches the mart.
+
+    Every written mart row gets `_computed_at = now()`; `_changed_at` moves only where a value did (a late row
+    recomputes its institution from its week on, mostly to the same values): what scores and warnings follow."""
     con.begin()
     try:
+        if not full and _has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+            con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _changed_at TIMESTAMPTZ")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ind_unchanged AS {_unchanged_sql(con)}")
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE ind_unchanged "
+                        "(institution_id VARCHAR, week VARCHAR, _changed_at TIMESTAMPTZ)")
+        mart_rows = ("SELECT r.*, now() AS _computed_at, coalesce(u._changed_at, now()) AS _changed_at "
+                     "FROM ind_mart_rows AS r LEFT JOIN ind_unchanged AS u USING (institution_id, week)")
         for table, rows, week, selected in (
-            (MART, "SELECT *, now() AS _computed_at FROM ind_mart_rows", "week", "SELECT week FROM ind_selected_weeks"),
+            (MART, mart_rows, "week", "SELECT week FROM ind_selected_weeks"),
             (SUMS, "SELECT * FROM ind_sums_rows", "week_start", SELECTED_WEEK_STARTS),
             (BALANCES, "SELECT * FROM ind_balance_rows", "week_start", SELECTED_WEEK_STARTS),
         ):
@@ -244,12 +255,33 @@ def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS {rows} LIMIT 0")
             if table == MART:
                 con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _computed_at TIMESTAMPTZ")
+                con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _changed_at TIMESTAMPTZ")
             con.execute(f"DELETE FROM {table} WHERE {week} IN ({selected}) AND ind_selected(institution_id)")
             con.execute(f"INSERT INTO {table} BY NAME {rows}")
         con.commit()
     except Exception:
         con.rollback()
         raise
+
+
+def _unchanged_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The mart rows about to be replaced whose every column equals the new row's, with when they last changed."""
+    columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE ind_mart_rows)").fetchall()]
+    same = " AND ".join(f"m.{c} IS NOT DISTINCT FROM r.{c}" for c in columns)
+    return (f"SELECT m.institution_id, m.week, {changed_at(con, 'm.')} AS _changed_at "
+            f"FROM {MART} AS m INNER JOIN ind_mart_rows AS r ON m.institution_id = r.institution_id "
+            f"AND m.week = r.week WHERE m.week IN (SELECT week FROM ind_selected_weeks) "
+            f"AND ind_selected(m.institution_id) AND {same}")
+
+
+def changed_at(con: duckdb.DuckDBPyConnection, prefix: str = "") -> str:
+    """SQL for when a mart row's values last changed: `_changed_at`, on a mart from before it `_computed_at`, on
+    one from before both NULL (readers then take every week as changed)."""
+    if _has_column(con, "marts", "institution_week_indicators", "_changed_at"):
+        return f"coalesce({prefix}_changed_at, {prefix}_computed_at)"
+    if _has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+        return f"{prefix}_computed_at"
+    return "NULL::TIMESTAMPTZ"
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from data_contracts.regions import PROVINCE_CODES
 from indicators import registry
+from indicators.compute import changed_at
 
 HERE = Path(__file__).resolve().parent
 TIER_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
@@ -407,7 +408,7 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
 
 
 def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None) -> list[str]:
-    """Weeks whose indicators (`_computed_at`) or scores (`_scored_at`) are newer than the week's last build,
+    """Weeks whose indicators (`changed_at`) or scores (`_scored_at`) are newer than the week's last build,
     weeks built under another rule book (`fingerprint`, default the current one), and weeks never built.
     Without those columns every week counts as changed (no way to tell)."""
     has_scores = _exists(con, "marts", SCORE_TABLE)
@@ -419,8 +420,8 @@ def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None
     _week_builds_table(con)
     scored = (f"select week, max(_scored_at) as changed_at from marts.{SCORE_TABLE} group by week" if has_scores
               else "select null::varchar as week, null::timestamptz as changed_at where false")
-    return [w for (w,) in con.execute(_sql("rules_changed_weeks.sql").format(scored=scored),
-                                      {"rule_book": fingerprint or rule_book_fingerprint()}).fetchall()]
+    sql = _sql("rules_changed_weeks.sql").format(scored=scored, changed_at=changed_at(con))
+    return [w for (w,) in con.execute(sql, {"rule_book": fingerprint or rule_book_fingerprint()}).fetchall()]
 
 
 def refresh_warnings(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None] | None = None,

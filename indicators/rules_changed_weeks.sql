@@ -1,10 +1,11 @@
 -- Weeks of the indicators mart to rebuild: never built, built under another rule book ($rule_book), or
--- indicators / scores written after the last build.
--- Filled in by indicators/rules.py: {scored} = a relation (week, changed_at) of the scores' newest write.
+-- indicators changed / scores written after the last build.
+-- Filled in by indicators/rules.py: {changed_at} = when a mart row last changed (`indicators.compute.changed_at`),
+-- {scored} = a relation (week, changed_at) of the scores' newest write.
 with
 
 indicator_weeks as (
-    select week, max(_computed_at) as computed_at
+    select week, max({changed_at}) as computed_at
     from marts.institution_week_indicators
     group by week
 ),

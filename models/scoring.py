@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from indicators.compute import changed_at
 from indicators.rules import HARD_RULES, MODEL_CUTOFFS
 from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
@@ -223,9 +224,7 @@ def _prepare_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_training_week: str) -> list[str]:
     """The mart weeks whose scores are missing or stale (see sql/weeks_to_score.sql)."""
-    computed_at = ("max(_computed_at)" if _has(con, "marts.institution_week_indicators", "_computed_at")
-                   else "null::timestamptz")
-    sql = (SQL_DIR / "weeks_to_score.sql").read_text(encoding="utf-8").format(computed_at=computed_at)
+    sql = (SQL_DIR / "weeks_to_score.sql").read_text(encoding="utf-8").format(changed_at=changed_at(con))
     return [w for (w,) in con.execute(sql, {"model_version": model_version,
                                             "newest_training_week": newest_training_week}).fetchall()]
 

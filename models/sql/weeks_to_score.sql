@@ -1,13 +1,13 @@
--- Weeks of the indicators mart to (re)score: never scored, indicators written after the week's scores, or
+-- Weeks of the indicators mart to (re)score: never scored, indicators changed after the week's scores, or
 -- scored by another model version and newer than the current model's newest training week (weeks the model
--- trained on keep the scores the regulator saw). models/scoring.py fills in {computed_at}: the indicators'
--- write time, or NULL for a mart without `_computed_at` (every week is then rescored).
+-- trained on keep the scores the regulator saw). models/scoring.py fills in {changed_at}: when a row's
+-- indicators last changed (`indicators.compute.changed_at`; NULL for an old mart: every week is then rescored).
 with
 
 indicator_weeks as (
     select
         week,
-        {computed_at} as computed_at
+        max({changed_at}) as computed_at
     from marts.institution_week_indicators
     group by week
 ),

@@ -67,7 +67,7 @@ def long_warehouse(tmp_path):
 
 
 def snapshot(con) -> pd.DataFrame:
-    return con.execute(f"SELECT * EXCLUDE (_computed_at) FROM {MART} ORDER BY week, institution_id").df()
+    return con.execute(f"SELECT * EXCLUDE (_computed_at, _changed_at) FROM {MART} ORDER BY week, institution_id").df()
 
 
 def stored_sums(con) -> pd.DataFrame:
@@ -128,6 +128,32 @@ def test_late_row_recomputes_its_institution_from_its_week_only(long_warehouse):
         assert value(con, "M", week, "release_beyond_consumed_fen") == old["release_beyond_consumed_fen"] + delta
     incremental = snapshot(con)
     pd.testing.assert_frame_equal(incremental, full_recomputation(con), check_exact=False, rtol=1e-12)
+
+
+def test_a_recomputed_row_keeps_when_its_values_last_changed(long_warehouse):
+    """A late cancelled order (it counts in no week) recomputes M from W33 without moving a value there; a late
+    class in W36 moves M's liability from W36 on. `_computed_at` moves on every recomputed row, `_changed_at`
+    (what scores and warnings follow) only where a value moved."""
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    before = snapshot(con)
+    stamps = {(i, w): (c, d) for i, w, c, d in con.execute(
+        f"SELECT institution_id, week, _computed_at, _changed_at FROM {MART}").fetchall()}
+    insert(con, "orders", [loaded_now(order("mx", "M", at(33, 2), 5_000, status="cancelled"))])
+    insert(con, "consumptions", [loaded_now(consumption("c7", "m4", "M", at(36, 3), 2))])
+
+    refresh = refresh_institution_week_indicators(con)
+
+    assert refresh.weeks == [f"2026-W{w}" for w in range(33, LAST_WEEK + 1)]
+    after = {(i, w): (c, d) for i, w, c, d in con.execute(
+        f"SELECT institution_id, week, _computed_at, _changed_at FROM {MART}").fetchall()}
+    recomputed = {key for key in after if after[key][0] != stamps[key][0]}
+    changed = {key for key in after if after[key][1] != stamps[key][1]}
+    assert recomputed == {("M", f"2026-W{w}") for w in range(33, LAST_WEEK + 1)}
+    assert changed == {("M", f"2026-W{w}") for w in range(36, LAST_WEEK + 1)}
+    assert all(after[key][1] == after[key][0] for key in changed)
+    moved = snapshot(con).compare(before)
+    assert set(before.loc[moved.index, "week"]) == {f"2026-W{w}" for w in range(36, LAST_WEEK + 1)}
 
 
 def test_a_new_week_is_computed_for_every_institution_and_late_rows_for_their_own(long_warehouse):

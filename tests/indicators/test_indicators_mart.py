@@ -47,9 +47,9 @@ def test_columns_follow_the_contract(handmade_warehouse):
     con.close()
     identity = ["institution_id", "week", "week_start", "week_end", "province_code", "county_code", "name",
                 "category", "mode"]
-    assert [c[0] for c in described] == identity + list(NAMES) + ["_computed_at"]
-    assert {c[1] for c in described[len(identity):-1]} == {"DOUBLE"}
-    assert described[-1][1] == "TIMESTAMP WITH TIME ZONE"
+    assert [c[0] for c in described] == identity + list(NAMES) + ["_computed_at", "_changed_at"]
+    assert {c[1] for c in described[len(identity):-2]} == {"DOUBLE"}
+    assert {c[1] for c in described[-2:]} == {"TIMESTAMP WITH TIME ZONE"}
     assert [c[1] for c in described[2:4]] == ["DATE", "DATE"]
 
 
