@@ -87,14 +87,18 @@ def week_range(con: duckdb.DuckDBPyConnection, table: str = MART) -> tuple[date,
 
 
 def load_mart(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None,
-              table: str = MART, keys: tuple[str, ...] = KEY_COLUMNS) -> tuple[pd.DataFrame, list[str]]:
-    """Mart rows of the weeks starting `first_week` … `last_week` (default: all), sorted by week and
-    institution, with the indicator column names; `keys` are the key columns to load."""
+              table: str = MART, keys: tuple[str, ...] = KEY_COLUMNS, institutions: list[str] | None = None,
+              ) -> tuple[pd.DataFrame, list[str]]:
+    """Mart rows of the weeks starting `first_week` … `last_week` (default: all) of `institutions` (default: all),
+    sorted by week and institution, with the indicator column names; `keys` are the key columns to load."""
     indicators = indicator_columns(con, table)
     cols = ", ".join(f'"{c}"' for c in (*keys, *indicators))
     bounds = week_range(con, table) or (date.min, date.min)
-    frame = con.execute(f"select {cols} from {table} where week_start::date between ? and ? "
-                        "order by week, institution_id", [first_week or bounds[0], last_week or bounds[1]]).df()
+    only = "" if institutions is None else "and institution_id in (select unnest(?::varchar[])) "
+    frame = con.execute(f"select {cols} from {table} where week_start::date between ? and ? {only}"
+                        "order by week, institution_id",
+                        [first_week or bounds[0], last_week or bounds[1], *([] if institutions is None else [institutions])]
+                        ).df()
     for column in {"week_start", "week_end"} & set(keys):
         frame[column] = pd.to_datetime(frame[column])
     frame[indicators] = frame[indicators].astype("float64")  # levels stay exact: reasons quote them in fen
@@ -161,9 +165,10 @@ def feed_weeks(con: duckdb.DuckDBPyConnection, first: date | None = None, last: 
         con.execute(f"drop table if exists temp.{FEED_WEEKS}")
 
 
-def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame | None:
-    """`FEED_FEATURES` of the mart rows of the weeks starting `first` … `last` (keyed by institution and week),
-    or None when the warehouse has no staging feeds.
+def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date, institutions: list[str] | None = None
+                  ) -> pd.DataFrame | None:
+    """`FEED_FEATURES` of the mart rows of the weeks starting `first` … `last` (keyed by institution and week) of
+    `institutions` (default: all), or None when the warehouse has no staging feeds.
 
     Slow declines show in the feeds before any indicator moves: a few more complaints and refund requests over
     8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks, and a filing that
@@ -177,8 +182,11 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd
         held_from, held_until = (date.fromisoformat(d) for d in held[0].split("/"))
         if history < held_from or until > held_until:
             raise ValueError(f"feed features read {history} … {until} but {FEED_WEEKS} holds {held[0]}")
-    sql = _sql("feed_features").format(feed_weeks=f"from temp.{FEED_WEEKS}" if held else _sql("feed_weeks"))
-    return con.execute(sql, {"history": history, "first": first, "last": last, "until": until}).df()
+    sql = _sql("feed_features").format(
+        feed_weeks=f"from temp.{FEED_WEEKS}" if held else _sql("feed_weeks"),
+        institutions="true" if institutions is None else "institution_id in (select unnest($institutions::varchar[]))")
+    params = {"history": history, "first": first, "last": last, "until": until}
+    return con.execute(sql, params if institutions is None else {**params, "institutions": institutions}).df()
 
 
 def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None = None,
@@ -212,16 +220,24 @@ def add_features(frame: pd.DataFrame, indicators: list[str], first: date | None 
     return pd.concat([rows, extra], axis=1)
 
 
-def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None
-                  ) -> tuple[pd.DataFrame, list[str], list[str]]:
+def load_features(con: duckdb.DuckDBPyConnection, first_week: date | None = None, last_week: date | None = None,
+                  provinces: list[str] | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Mart rows of the weeks starting `first_week` … `last_week` (default: all) with their features (read
     with `LOOKBACK_WEEKS` of earlier rows; keys: `FEATURED_KEYS`); returns the frame, the indicator names and the
-    feature names."""
+    feature names.
+
+    With `provinces`, only the institutions with a row of those provinces in those weeks are read: every
+    province-week of `provinces` is whole, so its ranks are right (rows of other province-weeks may come along,
+    their ranks are not)."""
     bounds = week_range(con)
     first = first_week or (bounds[0] if bounds else None)
+    last = last_week or (bounds[1] if bounds else None)
     history_from = first - timedelta(weeks=LOOKBACK_WEEKS) if first else None
-    mart, indicators = load_mart(con, history_from, last_week, keys=FEATURED_KEYS)
-    feeds = feed_features(con, first, last_week or bounds[1]) if first else None
+    institutions = None if provinces is None else [i for (i,) in con.execute(
+        f"select distinct institution_id from {MART} where week_start::date between ? and ? "
+        "and province_code in (select unnest(?::varchar[]))", [first, last, list(provinces)]).fetchall()]
+    mart, indicators = load_mart(con, history_from, last_week, keys=FEATURED_KEYS, institutions=institutions)
+    feeds = feed_features(con, first, last, institutions) if first else None
     return add_features(mart, indicators, first, feeds), indicators, feature_names(indicators)
 
 

@@ -229,13 +229,37 @@ def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_tr
                                             "newest_training_week": newest_training_week}).fetchall()]
 
 
-def _replace_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.DataFrame) -> None:
-    """Swap the rows of `weeks` in both tables for `scored` in one transaction, stamped `_scored_at = now()`."""
+def provinces_to_score(con: duckdb.DuckDBPyConnection, weeks: list[str], model_version: str,
+                       newest_training_week: str) -> dict[str, tuple[list[str], bool]]:
+    """Per stale week, its province-weeks to rescore and whether they are all of them (see
+    sql/provinces_to_score.sql); weeks with none are left out."""
+    sql = (SQL_DIR / "provinces_to_score.sql").read_text(encoding="utf-8").format(changed_at=changed_at(con, "mart."))
+    cells: dict[str, list[tuple[str, bool]]] = {}
+    for week, province, stale in con.execute(sql, {"weeks": weeks, "model_version": model_version,
+                                                   "newest_training_week": newest_training_week}).fetchall():
+        cells.setdefault(week, []).append((province, stale))
+    return {week: ([p for p, stale in found if stale], all(stale for _, stale in found))
+            for week, found in cells.items() if any(stale for _, stale in found)}
+
+
+def _drop_orphans(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> None:
+    """Scores of `weeks` whose institution-week left the mart (the scored rows alone are replaced)."""
+    for table in (SCORES_TABLE, ALL_SCORES_TABLE):
+        con.execute(f"""delete from {table} as s where s.week in (select unnest(?::varchar[]))
+            and not exists (select 1 from {MART} as m where m.institution_id = s.institution_id and m.week = s.week)""",
+                    [weeks])
+
+
+def _replace_rows(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.DataFrame) -> None:
+    """Swap the rows of the institution-weeks in `scored` (of `weeks`) in both tables for `scored` in one
+    transaction, stamped `_scored_at = now()`."""
     con.register("scored_rows", scored)
     con.execute("begin transaction")
     try:
         for table in (SCORES_TABLE, ALL_SCORES_TABLE):
-            con.execute(f"delete from {table} where week in (select unnest(?))", [weeks])
+            con.execute(f"""delete from {table} as t using (select distinct institution_id, week from scored_rows) as k
+                where t.week in (select unnest(?::varchar[])) and t.institution_id = k.institution_id
+                    and t.week = k.week""", [weeks])
         con.execute(f"""insert into {ALL_SCORES_TABLE}
             select institution_id, week, model_name, model_version, role, score, contributions::json, now()
             from scored_rows order by week, institution_id, role""")
@@ -250,12 +274,20 @@ def _replace_weeks(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.
         con.unregister("scored_rows")
 
 
+def _stale_rows(frame: pd.DataFrame, chunk: list[str], cells: dict[str, tuple[list[str], bool]]) -> pd.Series:
+    """The rows of `frame` in the chunk's province-weeks to rescore."""
+    if all(cells[w][1] for w in chunk):
+        return frame["week"].isin(chunk)
+    stale = [(w, p) for w in chunk for p in cells[w][0]]
+    return pd.Series(pd.MultiIndex.from_frame(frame[["week", "province_code"]]).isin(stale), index=frame.index)
+
+
 def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bool = False,
                             progress: Callable[[str], None] | None = None) -> dict:
-    """Score the weeks that need it into `marts.institution_week_scores` (champion, or the rule score) and
-    `marts.model_scores_all`: weeks never scored, weeks whose indicators were recomputed since, and after a
-    retraining the weeks newer than the model's training data. Other weeks keep their scores. `progress` hears
-    of each chunk of weeks (national scores take tens of minutes)."""
+    """Score what needs it into `marts.institution_week_scores` (champion, or the rule score) and
+    `marts.model_scores_all`: weeks never scored, the province-weeks whose indicators changed since their scores,
+    and after a retraining the weeks newer than the model's training data. Other rows keep their scores.
+    `progress` hears of each chunk of weeks (national scores take tens of minutes)."""
     pointer = registry.current(out) or {"trained": False, "reason": "no model has been trained"}
     if not pointer["trained"] and rule_score.load(con, _first_week(con)) is None:
         for table in (SCORES_TABLE, ALL_SCORES_TABLE):
@@ -270,9 +302,13 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         meta = registry.metadata(out, version)
         estimators = {n: registry.load_estimator(out, version, n) for n in (meta["champion"], meta["challenger"])}
         weeks = weeks_to_score(con, version, meta["training_weeks"][-1])
-    else:
+        cells = provinces_to_score(con, weeks, version, meta["training_weeks"][-1])
+        weeks = [w for w in weeks if w in cells]
+    else:  # the rule score has no ranks: whole weeks
         version, meta = RULE_MODEL_VERSION, None
         weeks = weeks_to_score(con, version, "")
+        cells = {}
+    _drop_orphans(con, weeks)
     rows, chunks = 0, week_chunks(con, weeks)
     # a weekly run scores its last few weeks: one table of their events pays off from the second chunk on
     held = meta is not None and len(chunks) > 1
@@ -282,9 +318,12 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
                 scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
                                                              role="fallback")
             else:
-                frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]))
-                scored = score_frame(frame[frame["week"].isin(chunk)], version, meta, estimators, explain_all)
-            _replace_weeks(con, chunk, scored)
+                whole = all(cells[w][1] for w in chunk)
+                provinces = None if whole else sorted({p for w in chunk for p in cells[w][0]})
+                frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
+                                            provinces)
+                scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
+            _replace_rows(con, chunk, scored)
             rows += int(scored["role"].isin(["champion", "fallback"]).sum())
             if progress:
                 progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
@@ -293,7 +332,9 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
     outcome = {"source": meta["champion"] if meta else RULE_MODEL_NAME, "model_version": version, "rows": rows,
                "weeks_scored": len(weeks), "weeks_kept": total - len(weeks),
                "scored": f"{weeks[0]} … {weeks[-1]}" if weeks else "none"}
-    return outcome if meta else {**outcome, "reason": pointer["reason"]}
+    if meta:
+        return {**outcome, "province_weeks_scored": sum(len(cells[w][0]) for w in weeks)}
+    return {**outcome, "reason": pointer["reason"]}
 
 
 def drift_report(con: duckdb.DuckDBPyConnection, out, week: str | None = None) -> pd.DataFrame | None:

@@ -13,6 +13,7 @@ with grid as (
         week_start::date as week_start
     from marts.institution_week_indicators
     where week_start::date between $history and $last
+        and {institutions}  -- `true`, or the institutions asked for
 ),
 
 staff_filings as (

@@ -70,3 +70,14 @@ def test_a_range_of_weeks_reads_its_history(tiny):
     expected = whole[whole["week_start"] == pd.Timestamp(monday)].reset_index(drop=True)
     pd.testing.assert_frame_equal(part[features], expected[features])
     assert part["coverage_ratio__chg8"].notna().sum() == 3
+
+
+def test_features_of_some_provinces_equal_those_of_the_whole_mart(tiny):
+    """Province 44 alone (A and B), weeks 8–9: the same features as from every province, C not read."""
+    con = connect(tiny)
+    whole, _, features = load_features(con)
+    first, last = FIRST_MONDAY + timedelta(weeks=8), FIRST_MONDAY + timedelta(weeks=9)
+    part, _, _ = load_features(con, first, last, provinces=["44"])
+    assert set(part["institution_id"]) == {A, B}
+    expected = whole[(whole["week_start"] >= pd.Timestamp(first)) & (whole["province_code"] == "44")]
+    pd.testing.assert_frame_equal(part[features].reset_index(drop=True), expected[features].reset_index(drop=True))

@@ -50,8 +50,9 @@ COLUMNS = {
 }
 
 
-def _warehouse(path, events, staff=STAFF):
-    rows = [mart_row(i, FIRST_MONDAY + timedelta(weeks=w), "44", {}) for w in range(WEEKS) for i in (A, B)]
+def _warehouse(path, events, staff=STAFF, b_province="44"):
+    rows = [mart_row(i, FIRST_MONDAY + timedelta(weeks=w), "44" if i == A else b_province, {})
+            for w in range(WEEKS) for i in (A, B)]
     filings = pd.DataFrame([
         {**filing(i, FIRST_MONDAY + timedelta(days=day), event, "44", None, FIRST_MONDAY), "staff_count": count}
         for i, day, event, count in staff])
@@ -104,6 +105,17 @@ def test_events_fall_in_the_beijing_week(tmp_path):
     frame = load_features(connect(_warehouse(tmp_path / "w.duckdb", events)))[0]
     assert _row(frame, A, 3)["complaint_surge__complaints_4w"] == 1
     assert _row(frame, A, 4)["complaint_surge__complaints_4w"] == 2
+
+
+def test_feed_features_of_one_province_equal_those_of_all(tmp_path):
+    """B moved to province 11: features of province 44 alone read A's feeds only, and give what all provinces give."""
+    con = connect(_warehouse(tmp_path / "w.duckdb", _events(), b_province="11"))
+    whole = load_features(con)[0]
+    first, last = FIRST_MONDAY + timedelta(weeks=9), FIRST_MONDAY + timedelta(weeks=11)
+    part = load_features(con, first, last, provinces=["44"])[0]
+    assert set(part["institution_id"]) == {A}
+    expected = whole[(whole["week_start"] >= pd.Timestamp(first)) & (whole["institution_id"] == A)]
+    pd.testing.assert_frame_equal(part[FEEDS].reset_index(drop=True), expected[FEEDS].reset_index(drop=True))
 
 
 def test_a_range_of_weeks_reads_its_feed_history(tmp_path):

@@ -74,6 +74,36 @@ def test_runs_retrain_and_rescore_only_what_changed(tmp_path, monkeypatch):
     second = _scored_at(warehouse)
     assert [w for w in weeks if second[w] != first[w]] == ["2026-W20"]
 
+    # Rows recomputed to the same values (`_changed_at` kept) rescore nothing; a change in one province's week
+    # rescores that province-week alone: ranks are within the province-week.
+    con = connect(warehouse)
+    con.execute("alter table marts.institution_week_indicators add column _changed_at timestamptz")
+    con.execute("update marts.institution_week_indicators set _changed_at = _computed_at")
+    con.execute("update marts.institution_week_indicators set _computed_at = now() where week = '2026-W22'")
+    con.execute("""update marts.institution_week_indicators set coverage_ratio = coverage_ratio - 0.1,
+                   _computed_at = now(), _changed_at = now() where week = '2026-W21' and province_code = '11'""")
+    cell_stamps = """select i.province_code, max(s._scored_at) from marts.institution_week_scores s
+                     join marts.institution_week_indicators i using (institution_id, week)
+                     where week = '2026-W21' group by 1"""
+    before_w21 = dict(con.execute(cell_stamps).fetchall())
+    gone = con.execute("""delete from marts.institution_week_indicators where week = '2026-W21'
+                          and province_code = '11' and institution_id = (select min(institution_id)
+                          from marts.institution_week_indicators where week = '2026-W21' and province_code = '11')
+                          returning institution_id""").fetchone()[0]  # recomputed as no longer active
+    con.close()
+    model, scores = _run(warehouse, out)
+    rows_w21_11 = int(((mart["week"] == "2026-W21") & (mart["province_code"] == "11")).sum()) - 1
+    assert (scores["weeks_scored"], scores["province_weeks_scored"], scores["rows"]) == (1, 1, rows_w21_11)
+    con = connect(warehouse, read_only=True)
+    after_w21 = dict(con.execute(cell_stamps).fetchall())
+    for table in ("institution_week_scores", "model_scores_all"):
+        assert not con.execute(f"select count(*) from marts.{table} where week = '2026-W21' and institution_id = ?",
+                               [gone]).fetchone()[0]
+    con.close()
+    assert after_w21["44"] == before_w21["44"] and after_w21["11"] > before_w21["11"]
+    assert [w for w in weeks if _scored_at(warehouse)[w] != second[w]] == ["2026-W21"]
+    second = _scored_at(warehouse)
+
     # Forced retraining (env, as `tutorwatch run --retrain` sets it): the data changed, so a new version; only
     # the weeks after its newest training week get its scores, older weeks keep what the regulator saw.
     monkeypatch.setenv(RETRAIN_ENV, "1")
