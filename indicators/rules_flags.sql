@@ -21,29 +21,43 @@ long_values as (
     into name indicator value value
 ),
 
-broken as (
-    select
-        -- ids
-        long_values.institution_id,
-        long_values.week,
-        long_values.indicator,
-        -- rule
-        rule_book.kind,
-        rule_book.rule,
-        rule_book.op,
-        rule_book.threshold,
-        rule_book.tier,
-        rule_book.severity,
-        rule_book.points,
-        -- value
-        long_values.value
+applicable as (
+    -- each value against its province's thresholds and the hard rules (no province): two equi-joins, where one
+    -- join on the indicator alone tried every province's thresholds on every value (national: 100 rules each)
+    select long_values.*, rule_book.* exclude (indicator, province_code)
     from long_values
     inner join rule_book
         on rule_book.indicator = long_values.indicator
-        and coalesce(rule_book.province_code, long_values.province_code) = long_values.province_code
+        and rule_book.province_code = long_values.province_code
+    union all
+    select long_values.*, rule_book.* exclude (indicator, province_code)
+    from long_values
+    inner join rule_book
+        on rule_book.indicator = long_values.indicator
+        and rule_book.province_code is null
+        and long_values.province_code is not null
+),
+
+broken as (
+    select
+        -- ids
+        institution_id,
+        week,
+        indicator,
+        -- rule
+        kind,
+        rule,
+        op,
+        threshold,
+        tier,
+        severity,
+        points,
+        -- value
+        value
+    from applicable
     where
-        (rule_book.op = '>' and long_values.value > rule_book.threshold)
-        or (rule_book.op = '<' and long_values.value < rule_book.threshold)
+        (op = '>' and value > threshold)
+        or (op = '<' and value < threshold)
 ),
 
 strictest as (
