@@ -254,10 +254,9 @@ def _week_pairs(con: duckdb.DuckDBPyConnection, weeks: list[str]) -> pd.DataFram
     return pd.DataFrame({"week": compared, "previous_week": [_previous_week(w) for w in compared]})
 
 
-def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
-               thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
-               ) -> pd.DataFrame:
-    """Every broken rule of `weeks`: institution_id, week, indicator, kind, rule, op, threshold, tier, points, value."""
+def _flags_table(con: duckdb.DuckDBPyConnection, weeks: list[str],
+                 thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]]) -> None:
+    """The temporary table `rule_flags`: every broken rule of `weeks` (see `rule_flags`)."""
     con.register("selected_weeks", pd.DataFrame({"week": weeks}))
     provinces = [p for (p,) in con.execute(
         "select distinct province_code from marts.institution_week_indicators "
@@ -268,13 +267,33 @@ def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
         "where table_schema = 'marts' and table_name = 'institution_week_indicators'").fetchall()}
     missing = sorted(set(book["indicator"]) - mart_columns)
     if missing:
+        con.unregister("selected_weeks")
         raise ValueError(f"marts.institution_week_indicators lacks indicator columns {missing}")
     columns = ", ".join(f'"{c}"' for c in sorted(set(book["indicator"])))
     con.register("rule_book", book)
-    flags = con.execute(_sql("rules_flags.sql").format(columns=columns)).df()
+    con.execute(f"create or replace temp table rule_flags as {_sql('rules_flags.sql').format(columns=columns)}")
     for name in ("selected_weeks", "rule_book"):
         con.unregister(name)
-    return flags
+
+
+def rule_flags(con: duckdb.DuckDBPyConnection, weeks: list[str],
+               thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
+               ) -> pd.DataFrame:
+    """Every broken rule of `weeks`: institution_id, week, indicator, kind, rule, op, threshold, tier, points, value."""
+    _flags_table(con, weeks, thresholds_for)
+    try:
+        return con.execute("select * from rule_flags").df()
+    finally:
+        con.execute("drop table if exists temp.rule_flags")
+
+
+def _min_points(cutoffs: TierCutoffs) -> float:
+    """The fewest points whose rule score reaches the lowest cut-off (a little less: the list is decided in Python)."""
+    if cutoffs.yellow <= 0:
+        return -math.inf
+    if cutoffs.yellow >= 1:
+        return math.inf
+    return RULE_SCORE_CENTRE + math.log(cutoffs.yellow / (1 - cutoffs.yellow)) - 1e-6
 
 
 def rule_points(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -298,23 +317,27 @@ def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
              thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
              rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:
     """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier)."""
-    flags = rule_flags(con, weeks, thresholds_for)
+    _flags_table(con, weeks, thresholds_for)
     con.register("selected_weeks", pd.DataFrame({"week": weeks}))
-    con.register("rule_flags", flags)
-    candidates = con.execute(_sql("rules_candidates.sql").format(model_scores=_model_scores_relation(con)),
-                             {"min_model_score": model_cutoffs.yellow}).df()
-    for name in ("selected_weeks", "rule_flags"):
-        con.unregister(name)
-    if candidates.empty:
+    try:
+        candidates = con.execute(_sql("rules_candidates.sql").format(model_scores=_model_scores_relation(con)),
+                                 {"min_model_score": model_cutoffs.yellow, "min_points": _min_points(rule_cutoffs)}
+                                 ).df()
+        # reasons are formatted in Python, so only for the listed and with their flags only
+        cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
+        verdicts = [_verdict(p, m, h, cutoffs) for p, m, h in
+                    zip(candidates["points"], candidates["model_score"], candidates["hard_severity"], strict=True)]
+        keys = ["institution_id", "week"]
+        frame = candidates.loc[[v is not None for v in verdicts]]
+        con.register("listed_keys", frame[keys])
+        flags = con.execute("select * from rule_flags semi join listed_keys using (institution_id, week)").df()
+        con.unregister("listed_keys")
+    finally:
+        con.unregister("selected_weeks")
+        con.execute("drop table if exists temp.rule_flags")
+    if frame.empty:
         return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
-
-    # reasons are formatted in Python, so only for the listed (~7 % of the candidates at national scale)
-    cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
-    verdicts = [_verdict(p, m, h, cutoffs) for p, m, h in
-                zip(candidates["points"], candidates["model_score"], candidates["hard_severity"], strict=True)]
-    keys = ["institution_id", "week"]
-    frame = candidates.loc[[v is not None for v in verdicts]]
-    frame = frame.join(_flags_per_candidate(flags.merge(frame[keys], on=keys)), on=keys)
+    frame = frame.join(_flags_per_candidate(flags), on=keys)
     described = [
         _describe(v, c, t if isinstance(t, list) else [], i if isinstance(i, list) else [], cutoffs)
         for v, c, t, i in zip([v for v in verdicts if v is not None], frame["contributions"], frame["flag_texts"],

@@ -1,7 +1,9 @@
--- Institution-weeks that may be listed: any broken rule, or a model score at or above the lowest cut-off.
+-- Institution-weeks that may be listed: a hard rule broken, a model score at or above the lowest cut-off, or
+-- without a model score points at or above $min_points (where the rule score reaches the lowest cut-off). Most
+-- rows break some yellow threshold; reading them all into Python cost more than building the list.
 -- Filled in by indicators/rules.py: {model_scores} = a relation (institution_id, week, score, contributions)
 -- of the newest model's scores of the selected weeks, empty when the model has not scored yet.
--- Reads the registered relations `rule_flags` and `selected_weeks` and the parameter $min_model_score.
+-- Reads the tables `rule_flags` and `selected_weeks` and the parameters $min_model_score and $min_points.
 with
 
 points as (
@@ -49,4 +51,8 @@ joined as (
     left join model_scores using (institution_id, week)
 )
 
-select * from joined
+select *
+from joined
+where hard_severity is not null
+    or model_score >= $min_model_score
+    or (model_score is null and points >= $min_points)
