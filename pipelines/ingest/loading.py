@@ -253,7 +253,6 @@ def merge_sql(feed: Feed) -> str:
         columns=", ".join(map(q, columns)),
         key_cols=", ".join(map(q, feed.key)),
         key_cols_h=", ".join(f"h.{q(c)}" for c in feed.key),
-        key_cols_s=", ".join(f"s.{q(c)}" for c in feed.key),
         content_cols=", ".join(map(q, content)),
         key_match_h=_pairs("h", "clean", feed.key),
         content_match_h=" AND ".join(f"h.{q(c)} IS NOT DISTINCT FROM clean.{q(c)}" for c in content) or "true",

@@ -24,8 +24,10 @@ known_versions AS (
     SELECT h.* FROM staging.{feed}_history AS h SEMI JOIN known_rows AS k ON h.rowid = k._history_row
 ),
 
+-- the batch's keys already in staging: those with a version in history, which holds every version of every key
+-- in staging (this file is the only writer of both); probing staging as well cost another scan of its 54M keys
 existing_keys AS (
-    SELECT {key_cols_s} FROM staging.{feed} AS s SEMI JOIN batch_keys AS clean ON {key_match_s}
+    SELECT DISTINCT {key_cols} FROM known_versions
 ),
 
 flagged AS (
