@@ -274,9 +274,16 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, weeks: list[str], scored: pd.D
         con.unregister("scored_rows")
 
 
+def _stale_provinces(chunk: list[str], cells: dict[str, tuple[list[str], bool]]) -> list[str] | None:
+    """The provinces to feature for a chunk of weeks: None when every province-week of it is stale."""
+    if all(cells[w][1] for w in chunk):
+        return None
+    return sorted({p for w in chunk for p in cells[w][0]})
+
+
 def _stale_rows(frame: pd.DataFrame, chunk: list[str], cells: dict[str, tuple[list[str], bool]]) -> pd.Series:
     """The rows of `frame` in the chunk's province-weeks to rescore."""
-    if all(cells[w][1] for w in chunk):
+    if _stale_provinces(chunk, cells) is None:
         return frame["week"].isin(chunk)
     stale = [(w, p) for w in chunk for p in cells[w][0]]
     return pd.Series(pd.MultiIndex.from_frame(frame[["week", "province_code"]]).isin(stale), index=frame.index)
@@ -318,10 +325,8 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
                 scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
                                                              role="fallback")
             else:
-                whole = all(cells[w][1] for w in chunk)
-                provinces = None if whole else sorted({p for w in chunk for p in cells[w][0]})
                 frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
-                                            provinces)
+                                            _stale_provinces(chunk, cells))
                 scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
             _replace_rows(con, chunk, scored)
             rows += int(scored["role"].isin(["champion", "fallback"]).sum())
