@@ -237,7 +237,6 @@ def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     con.begin()
     try:
         if not full and _has_column(con, "marts", "institution_week_indicators", "_computed_at"):
-            con.execute(f"ALTER TABLE {MART} ADD COLUMN IF NOT EXISTS _changed_at TIMESTAMPTZ")
             con.execute(f"CREATE OR REPLACE TEMP TABLE ind_unchanged AS {_unchanged_sql(con)}")
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE ind_unchanged "
