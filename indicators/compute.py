@@ -291,10 +291,10 @@ def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column:
 
 
 def last_computed_at(con: duckdb.DuckDBPyConnection):
-    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`, SUMS or
-    BALANCES: a refresh recomputes such a mart whole)."""
+    """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`, SUMS (or
+    its `low_ratings`, which the model's feed features read) or BALANCES: a refresh recomputes such a mart whole)."""
     if not (_has_column(con, "marts", "institution_week_indicators", "_computed_at")
-            and _has_column(con, "marts", "institution_week_sums", "week_start")
+            and _has_column(con, "marts", "institution_week_sums", "low_ratings")
             and _has_column(con, "marts", "account_week_balances", "week_start")):
         return None
     return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models import rule_score
-from models.features import DTYPE, MART, feed_weeks, load_features, week_chunks, week_range
+from models.features import DTYPE, MART, load_features, week_chunks, week_range
 from models.labels import abnormal_closures, labels
 from models.metrics import week_monday
 from models.training import SEED
@@ -104,26 +104,25 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
     result plus one chunk, not the chunks plus their concatenation."""
     mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
     heads, block, filled, writer = [], None, 0, None
-    with feed_weeks(con):
-        for chunk in week_chunks(con, mart_weeks) or [[]]:
-            bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
-            frame, indicators, features = load_features(con, *bounds)
-            derived = [f for f in features if f not in indicators]
-            part = frame.merge(rows, on=keys, how="inner")
-            del frame
-            sampled, in_whole = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
-            part = part[[c for c in part.columns if c not in derived] + derived]  # the labelled frame's order
-            if whole is not None and in_whole.any():
-                table = pa.Table.from_pandas(part[in_whole].assign(weight=1.0), preserve_index=False)
-                writer = writer or pq.ParquetWriter(whole, table.schema)
-                writer.write_table(table)
-            part = part[sampled]
-            if block is None:
-                block = np.empty((int(rows["_sampled"].sum()), len(derived)), dtype=DTYPE)
-            block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)
-            filled += len(part)
-            heads.append(part.drop(columns=derived))
-            del part
+    for chunk in week_chunks(con, mart_weeks) or [[]]:
+        bounds = (week_monday(chunk[0]), week_monday(chunk[-1])) if chunk else (None, None)
+        frame, indicators, features = load_features(con, *bounds)
+        derived = [f for f in features if f not in indicators]
+        part = frame.merge(rows, on=keys, how="inner")
+        del frame
+        sampled, in_whole = part.pop("_sampled").to_numpy(), part.pop("_whole").to_numpy()
+        part = part[[c for c in part.columns if c not in derived] + derived]  # the labelled frame's order
+        if whole is not None and in_whole.any():
+            table = pa.Table.from_pandas(part[in_whole].assign(weight=1.0), preserve_index=False)
+            writer = writer or pq.ParquetWriter(whole, table.schema)
+            writer.write_table(table)
+        part = part[sampled]
+        if block is None:
+            block = np.empty((int(rows["_sampled"].sum()), len(derived)), dtype=DTYPE)
+        block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)
+        filled += len(part)
+        heads.append(part.drop(columns=derived))
+        del part
     if writer:
         writer.close()
     head = pd.concat(heads, ignore_index=True)

@@ -11,7 +11,6 @@ earlier rows, so scoring reads a few weeks at a time.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -49,8 +48,6 @@ STAFF_CHANGES = (  # the same query: staff counts of the filings against earlier
 )
 FEED_FEATURES = FEED_COUNTS + STAFF_CHANGES
 FEED_HISTORY_WEEKS = 25  # the longest window of the feed features (orders of the last 26 weeks)
-FEED_TABLES = ("orders", "consumptions", "complaints", "refunds", "evaluations")
-FEED_WEEKS = "feed_weeks"  # temporary table of `feed_weeks.sql` over the weeks featured, while `feed_weeks()` holds it
 
 
 def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list[str]:
@@ -133,59 +130,31 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
     return out
 
 
-def _has_feeds(con: duckdb.DuckDBPyConnection) -> bool:
-    present = {t for (t,) in con.execute("select table_name from information_schema.tables "
-                                         "where table_schema = 'staging'").fetchall()}
-    return present.issuperset(FEED_TABLES)
+def _has_sums(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse has the weekly sums the indicators stored (a mart written by indicators.compute)."""
+    return con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                       "and table_name = 'institution_week_sums'").fetchall() != [(0,)]
 
 
 def _sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
-@contextmanager
-def feed_weeks(con: duckdb.DuckDBPyConnection, first: date | None = None, last: date | None = None):
-    """While held, `feed_features` of the weeks starting `first` … `last` (default: every week) read the feeds'
-    events per institution-week from one temporary table instead of the feeds: a national history featured 3
-    weeks at a time otherwise read 28 weeks of every feed per chunk (national: 25 s a chunk from the feeds, 16 s
-    from this table after its one-off 26 s). The table holds only the weeks those features read, so a weekly
-    run scoring its last weeks does not count the events of the whole history; its range is the table's
-    comment, and featuring weeks outside it is an error, not missing events."""
-    if not _has_feeds(con):
-        yield
-        return
-    history = first - timedelta(weeks=FEED_HISTORY_WEEKS) if first else date(1, 1, 1)
-    until = last + timedelta(weeks=1) if last else date(9999, 12, 31)
-    con.execute(f"create or replace temp table {FEED_WEEKS} as {_sql('feed_weeks')}",
-                {"history": history, "until": until})
-    con.execute(f"comment on table temp.{FEED_WEEKS} is '{history}/{until}'")
-    try:
-        yield
-    finally:
-        con.execute(f"drop table if exists temp.{FEED_WEEKS}")
-
-
 def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date, institutions: list[str] | None = None
                   ) -> pd.DataFrame | None:
     """`FEED_FEATURES` of the mart rows of the weeks starting `first` … `last` (keyed by institution and week) of
-    `institutions` (default: all), or None when the warehouse has no staging feeds.
+    `institutions` (default: all), or None when the warehouse has no stored weekly sums.
 
     Slow declines show in the feeds before any indicator moves: a few more complaints and refund requests over
     8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks, and a filing that
-    cuts the staff."""
-    if not _has_feeds(con):
+    cuts the staff. The weeks' events are counted once, by the indicators (`indicators.compute.SUMS`, the same
+    weeks as the mart's), not again from the feeds here."""
+    if not _has_sums(con):
         return None
-    history, until = first - timedelta(weeks=FEED_HISTORY_WEEKS), last + timedelta(weeks=1)
-    held = con.execute("select comment from duckdb_tables() where temporary and table_name = ?",
-                       [FEED_WEEKS]).fetchone()
-    if held:
-        held_from, held_until = (date.fromisoformat(d) for d in held[0].split("/"))
-        if history < held_from or until > held_until:
-            raise ValueError(f"feed features read {history} … {until} but {FEED_WEEKS} holds {held[0]}")
     sql = _sql("feed_features").format(
-        feed_weeks=f"from temp.{FEED_WEEKS}" if held else _sql("feed_weeks"),
         institutions="true" if institutions is None else "institution_id in (select unnest($institutions::varchar[]))")
-    params = {"history": history, "first": first, "last": last, "until": until}
+    params = {"history": first - timedelta(weeks=FEED_HISTORY_WEEKS), "first": first, "last": last,
+              "until": last + timedelta(weeks=1)}
     return con.execute(sql, params if institutions is None else {**params, "institutions": institutions}).df()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict
 
 import duckdb
@@ -22,7 +21,7 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import MART, feed_weeks, indicator_columns, load_features, load_mart, week_chunks
+from models.features import MART, indicator_columns, load_features, load_mart, week_chunks
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
@@ -316,23 +315,20 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         weeks = weeks_to_score(con, version, "")
         cells = {}
     _drop_orphans(con, weeks)
-    rows, chunks = 0, week_chunks(con, weeks)
-    # a weekly run scores its last few weeks: one table of their events pays off from the second chunk on
-    held = meta is not None and len(chunks) > 1
-    with feed_weeks(con, metrics.week_monday(weeks[0]), metrics.week_monday(weeks[-1])) if held else nullcontext():
-        for chunk in chunks:
-            if meta is None:
-                scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
-                                                             role="fallback")
-            else:
-                frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
-                                            _stale_provinces(chunk, cells))
-                scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
-            _replace_rows(con, chunk, scored)
-            rows += int(scored["role"].isin(["champion", "fallback"]).sum())
-            if progress:
-                progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
-                         f"weeks, {rows:,} rows)")
+    rows = 0
+    for chunk in week_chunks(con, weeks):
+        if meta is None:
+            scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
+                                                         role="fallback")
+        else:
+            frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
+                                        _stale_provinces(chunk, cells))
+            scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
+        _replace_rows(con, chunk, scored)
+        rows += int(scored["role"].isin(["champion", "fallback"]).sum())
+        if progress:
+            progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
+                     f"weeks, {rows:,} rows)")
     total = con.execute(f"select count(distinct week) from {MART}").fetchone()[0]
     outcome = {"source": meta["champion"] if meta else RULE_MODEL_NAME, "model_version": version, "rows": rows,
                "weeks_scored": len(weeks), "weeks_kept": total - len(weeks),

@@ -150,7 +150,11 @@ open_complaint_weeks AS (
     GROUP BY ALL
 ),
 evaluation_weeks AS (
-    SELECT institution_id, week_start, sum(stars) AS stars, count(*) AS ratings
+    SELECT
+        institution_id, week_start,
+        sum(stars) AS stars,
+        count(*) AS ratings,
+        count(*) FILTER (WHERE stars <= 2) AS low_ratings
     FROM ind_evaluations
     GROUP BY ALL
 ),
@@ -228,6 +232,7 @@ SELECT
     coalesce(oc.open_complaints_delta, 0)::BIGINT AS open_complaints_delta,
     coalesce(e.stars, 0)::BIGINT AS stars,
     coalesce(e.ratings, 0)::BIGINT AS ratings,
+    coalesce(e.low_ratings, 0)::BIGINT AS low_ratings,
     coalesce(m.movements, 0)::BIGINT AS movements,
     coalesce(m.released_fen, 0)::BIGINT AS released_fen,
     coalesce(m.reserve_net_fen, 0)::BIGINT AS reserve_net_fen,

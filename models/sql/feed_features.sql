@@ -3,9 +3,9 @@
 -- requests over 4 and 8 weeks (also per order of the last 26 weeks), mean stars and the share of 1–2-star
 -- ratings over 8 weeks, and the staff count filed against the one in force 13 weeks before, the most filed in 26
 -- weeks and the largest cut from one filing to the next in 26 weeks. Windows run over the institution's mart
--- weeks from $history (25 weeks before $first) on over the events per week (`feed_weeks.sql`,
--- read up to $until, the end of week $last, or materialised for every week); every count reads the week's own
--- and earlier events only, so events of later weeks change nothing.
+-- weeks from $history (25 weeks before $first) on, over the weekly sums the indicators stored for them
+-- (marts.institution_week_sums: the same events in the same weeks as the mart, each counted once); every count
+-- reads the week's own and earlier weeks only, so events of later weeks change nothing.
 with grid as (
     select
         institution_id,
@@ -67,24 +67,26 @@ staff_26w as (
 ),
 
 weeks as materialized (
-    -- materialised: inlined, the feeds were joined to the 26 window rows of each featured week (national: 11M
-    -- probes instead of the grid's 4M, 1 s of a chunk's 5.7 s)
+    -- materialised: inlined, the sums were joined to the 26 window rows of each featured week (national: 11M
+    -- probes instead of the grid's 4M)
     select
         -- keys
         grid.institution_id,
         grid.week,
         grid.week_start,
-        -- counts and sums of the week
-        coalesce(feeds.orders, 0) as orders,
-        coalesce(feeds.paid_fen, 0) as paid_fen,
-        coalesce(feeds.class_hours, 0) as class_hours,
-        coalesce(feeds.complaints, 0) as complaints,
-        coalesce(feeds.refunds, 0) as refunds,
-        coalesce(feeds.ratings, 0) as ratings,
-        coalesce(feeds.stars, 0) as stars,
-        coalesce(feeds.low_ratings, 0) as low_ratings
+        -- counts and sums of the week (0 for a mart week without stored sums)
+        coalesce(sums.orders, 0) as orders,
+        coalesce(sums.paid_fen, 0) as paid_fen,
+        coalesce(sums.consumed_hours, 0) as class_hours,
+        coalesce(sums.complaints, 0) as complaints,
+        coalesce(sums.refund_requests, 0) as refunds,
+        coalesce(sums.ratings, 0) as ratings,
+        coalesce(sums.stars, 0) as stars,
+        coalesce(sums.low_ratings, 0) as low_ratings
     from grid
-    left join ({feed_weeks}) as feeds using (institution_id, week_start)
+    left join marts.institution_week_sums as sums
+        on sums.institution_id = grid.institution_id and sums.week_start = grid.week_start
+        and sums.week_start between $history and $last
 ),
 
 windows as (

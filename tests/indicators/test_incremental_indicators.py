@@ -231,7 +231,7 @@ def test_correction_recomputes_from_the_superseded_version_week(long_warehouse):
 
 
 @pytest.mark.parametrize("older", [f"ALTER TABLE {MART} DROP COLUMN _computed_at", f"DROP TABLE {SUMS}",
-                                   f"DROP TABLE {BALANCES}"])
+                                   f"ALTER TABLE {SUMS} DROP COLUMN low_ratings", f"DROP TABLE {BALANCES}"])
 def test_mart_from_older_code_is_recomputed_whole(long_warehouse, older):
     con = long_warehouse
     compute_institution_week_indicators(con)

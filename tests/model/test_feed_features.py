@@ -8,14 +8,13 @@ import math
 
 import pandas as pd
 import pytest
-from model_fixtures import FIRST_MONDAY, filing, iso_week, mart_row, write_warehouse
+from model_fixtures import FIRST_MONDAY, filing, iso_week
 
-from models.features import FEED_COUNTS, FEED_FEATURES, FEED_WEEKS, STAFF_CHANGES, feed_weeks, load_features
-from pipelines.warehouse import connect
+from indicators.compute import compute_institution_week_indicators
+from models.features import FEED_COUNTS, FEED_FEATURES, STAFF_CHANGES, load_features
+from pipelines.warehouse import connect, create_staging_tables
 
 A, B = "91440000MA0000001X", "91440000MA0000002X"
-INDICATORS = ("sales_spike_ratio", "consumption_drop", "complaint_surge", "refund_request_surge", "rating_drop",
-              "staff_unverified_share")
 FEEDS = [*FEED_FEATURES, *(f"{f}_rank" for f in FEED_COUNTS)]
 # (institution, days after the first Monday, event, staff count): A registered 100 days before the mart with 10
 # staff and cut them to 6 on Wednesday of week 5; B grew from 8 to 9 in week 2
@@ -51,16 +50,20 @@ COLUMNS = {
 
 
 def _warehouse(path, events, staff=STAFF, b_province="44"):
-    rows = [mart_row(i, FIRST_MONDAY + timedelta(weeks=w), "44" if i == A else b_province, {})
-            for w in range(WEEKS) for i in (A, B)]
-    filings = pd.DataFrame([
-        {**filing(i, FIRST_MONDAY + timedelta(days=day), event, "44", None, FIRST_MONDAY), "staff_count": count}
-        for i, day, event, count in staff])
-    write_warehouse(path, pd.DataFrame(rows), filings, INDICATORS)
+    """Filings and feed events in staging, and the mart and weekly sums the indicators compute from them."""
     con = connect(path)
+    create_staging_tables(con)
+    filings = pd.DataFrame([
+        {**filing(i, FIRST_MONDAY + timedelta(days=day), event, "44" if i == A else b_province, None, FIRST_MONDAY),
+         "staff_count": count}
+        for i, day, event, count in staff])
+    con.register("filings_df", filings)
+    con.execute(f"insert into staging.institutions ({', '.join(filings.columns)}) "
+                f"select {', '.join(filings.columns)} from filings_df")
     for table, values in events.items():
         marks = ", ".join("?" * len(COLUMNS[table].split(",")))
         con.executemany(f"insert into staging.{table} ({COLUMNS[table]}) values ({marks})", values)
+    compute_institution_week_indicators(con)
     con.close()
     return path
 
@@ -128,36 +131,14 @@ def test_a_range_of_weeks_reads_its_feed_history(tmp_path):
     pd.testing.assert_frame_equal(part[FEEDS], expected[FEEDS])
 
 
-def test_weeks_featured_from_the_materialised_feed_weeks_equal_those_read_from_the_feeds(tmp_path):
-    """Inside `feed_weeks` every chunk reads one table of every week's events (later weeks included): the
-    features are those read from the feeds up to each chunk's end, and the table is gone afterwards."""
+def test_feed_features_read_the_weekly_sums_the_indicators_stored(tmp_path):
+    """The feeds' events are counted once, into marts.institution_week_sums: the features follow those sums
+    (tampered with here), not another count of the feeds."""
     con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
-    chunks = [(FIRST_MONDAY + timedelta(weeks=a), FIRST_MONDAY + timedelta(weeks=b)) for a, b in ((0, 3), (4, 8), (9, 11))]
-    direct = [load_features(con, *chunk)[0] for chunk in chunks]
-    with feed_weeks(con):
-        assert con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0] > 0
-        held = [load_features(con, *chunk)[0] for chunk in chunks]
-        con.execute(f"update temp.{FEED_WEEKS} set complaints = complaints + 1")  # read from there, not the feeds
-        tampered = load_features(con, *chunks[-1])[0]["complaint_surge__complaints_4w"]
-    assert (tampered > held[-1]["complaint_surge__complaints_4w"]).any()
-    assert not con.execute("select count(*) from duckdb_tables() where table_name = ?", [FEED_WEEKS]).fetchone()[0]
-    assert pd.concat(direct)[list(FEED_FEATURES)].notna().any().all()  # every feature has values to compare
-    for read, materialised in zip(direct, held):
-        pd.testing.assert_frame_equal(materialised, read)
-
-
-def test_a_feed_weeks_table_of_some_weeks_holds_only_what_they_read_and_refuses_others(tmp_path):
-    """Scoring the last weeks materialises the events those weeks read, not the whole history's."""
-    con = connect(_warehouse(tmp_path / "w.duckdb", _events()))
-    first, last = FIRST_MONDAY + timedelta(weeks=3), FIRST_MONDAY + timedelta(weeks=4)
-    direct = load_features(con, first, last)[0]
-    with feed_weeks(con):
-        every_week = con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0]
-    with feed_weeks(con, first, last):
-        assert 0 < con.execute(f"select count(*) from temp.{FEED_WEEKS}").fetchone()[0] < every_week
-        pd.testing.assert_frame_equal(load_features(con, first, last)[0], direct)
-        with pytest.raises(ValueError, match="holds"):
-            load_features(con, last, last + timedelta(weeks=1))
+    before = _row(load_features(con)[0], A, 7)["complaint_surge__complaints_4w"]
+    con.execute("update marts.institution_week_sums set complaints = complaints + 1 where institution_id = ? "
+                "and week_start = ?", [A, FIRST_MONDAY + timedelta(weeks=7)])
+    assert _row(load_features(con)[0], A, 7)["complaint_surge__complaints_4w"] == before + 1
 
 
 def test_staff_changes_by_hand(tmp_path):
