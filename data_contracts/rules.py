@@ -276,7 +276,8 @@ CONSUMED_HOURS_SQL = """(
     SELECT coalesce(sum(c.class_hours), 0)
     FROM (
         SELECT order_id, consumption_id, consumed_at, class_hours
-        FROM staging.consumptions
+        FROM staging.consumptions AS s
+        SEMI JOIN (SELECT DISTINCT order_id FROM {batch}) AS o ON s.order_id = o.order_id  -- the batch's orders only
         WHERE consumption_id NOT IN (SELECT consumption_id FROM {batch} WHERE consumption_id IS NOT NULL)
         UNION ALL
         SELECT order_id, consumption_id, try_cast(consumed_at AS TIMESTAMPTZ),

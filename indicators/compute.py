@@ -27,6 +27,8 @@ late row recomputes the earlier weeks of its own institution only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -51,7 +53,7 @@ LOOKBACK_WEEKS = 16  # the longest trailing window (rating_drop: the 16 weeks en
 CHUNK_FEED_ROWS = 10_000_000  # consumptions + bank movements per chunk of institutions (a province's history)
 TEMP_TABLES = (
     "ind_orders", "ind_consumptions", "ind_carried_orders", "ind_consumption_carry", "ind_refunds", "ind_movements",
-    "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_calendar", "ind_institutions",
+    "ind_movement_carry", "ind_complaints", "ind_evaluations", "ind_filings", "ind_institutions",
     "ind_state", "ind_account_weeks", "ind_weekly", "ind_selected_weeks", "ind_selected_institutions",
     "ind_mart_rows", "ind_sums_rows", "ind_balance_rows", "ind_unchanged",
 )
@@ -187,6 +189,7 @@ def mart_select() -> str:
 def compute_institution_week_indicators(
     con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None, as_of_delivery: bool = False,
     from_week: str | None = None, institutions: list[str] | None = None, stored_sums: bool = False,
+    calendar_held: bool = False,
 ) -> int:
     """Write the mart for every week in the data, or replace only `weeks` / the weeks from `from_week` on
     (late rows recompute past weeks; the grid then starts LOOKBACK_WEEKS before them), of every institution
@@ -197,7 +200,8 @@ def compute_institution_week_indicators(
     each institution from its earliest touched week. Every computation stores the sums of the weeks it writes.
 
     `as_of_delivery=True` counts each row only from its delivery date on (the view known at the time, for
-    leakage tests); the default counts rows in the week they happened. Returns the number of rows written.
+    leakage tests); the default counts rows in the week they happened. `calendar_held`: the caller holds the
+    calendar of these staging tables (`held_calendar`). Returns the number of rows written.
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(f"CREATE TABLE IF NOT EXISTS {BALANCES} AS SELECT institution_id, bank_code, account_id, "
@@ -205,7 +209,8 @@ def compute_institution_week_indicators(
     _create_macros(con, as_of_delivery)
     full = weeks is None and from_week is None and institutions is None
     try:
-        con.execute(_sql("_calendar"))
+        if not calendar_held:
+            con.execute(_sql("_calendar"))
         _select_weeks(con, weeks, from_week)
         _select_institutions(con, institutions)
         _create_grid_macros(con, stored_sums)
@@ -222,10 +227,22 @@ def compute_institution_week_indicators(
         _write(con, full)
         return con.execute("SELECT count(*) FROM ind_mart_rows").fetchone()[0]
     finally:
-        for table in TEMP_TABLES + NAMES:
+        for table in TEMP_TABLES + NAMES + (() if calendar_held else ("ind_calendar",)):
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for view in TEMP_VIEWS:
             con.execute(f"DROP VIEW IF EXISTS temp.{view}")
+
+
+@contextmanager
+def held_calendar(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The calendar (`_calendar`: every feed's first and last time, 1.5 s at national) computed once for the
+    computations inside, which pass `calendar_held=True`: a refresh's two passes read the same staging tables."""
+    _create_macros(con, as_of_delivery=False)
+    con.execute(_sql("_calendar"))
+    try:
+        yield
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.ind_calendar")
 
 
 def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
@@ -356,14 +373,17 @@ def refresh_institution_week_indicators(con: duckdb.DuckDBPyConnection) -> Refre
     every_from = min(new, default=None)
     late = sorted(i for i, w in touched.items() if every_from is None or w < every_from)
     rows, first = 0, every_from
-    if late:  # up to the week every institution is computed from
-        first = min(touched[i] for i in late)
-        if every_from is None:
-            rows += compute_institution_week_indicators(con, from_week=first, institutions=late, stored_sums=True)
-        elif weeks := [w for w in _weeks_from(con, first) if w < every_from]:
-            rows += compute_institution_week_indicators(con, weeks=weeks, institutions=late, stored_sums=True)
-    if every_from is not None:
-        rows += compute_institution_week_indicators(con, from_week=every_from, stored_sums=True)
+    with held_calendar(con):
+        if late:  # up to the week every institution is computed from
+            first = min(touched[i] for i in late)
+            if every_from is None:
+                rows += compute_institution_week_indicators(con, from_week=first, institutions=late, stored_sums=True,
+                                                            calendar_held=True)
+            elif weeks := [w for w in _weeks_from(con, first) if w < every_from]:
+                rows += compute_institution_week_indicators(con, weeks=weeks, institutions=late, stored_sums=True,
+                                                            calendar_held=True)
+        if every_from is not None:
+            rows += compute_institution_week_indicators(con, from_week=every_from, stored_sums=True, calendar_held=True)
     recomputed = _institutions(con) if every_from is not None else len(late)
     return Refresh(rows, _weeks_from(con, first), full=False, institutions=recomputed)
 

@@ -172,6 +172,13 @@ def test_batches_are_rectangles_of_consecutive_weeks_and_provinces_with_the_same
     assert Batch((W07,), ("11", "12"), LISTS) in small and Batch((W07, W08), None, ("warning_lists",)) in small
 
 
+def test_a_long_run_of_provinces_is_cut_into_batches_of_even_sizes():
+    """The newest week's reports (a PDF per province) are most of a weekly publication: 5 consecutive provinces
+    by at most 4 go as 3 + 2, not 4 + 1, so two workers finish them together."""
+    plan = [Partition(W10, p, REPORTS) for p in ("11", "12", "13", "14", "15")]
+    assert batch_plan(plan, most=4) == [Batch((W10,), ("11", "12", "13"), REPORTS), Batch((W10,), ("14", "15"), REPORTS)]
+
+
 def test_a_batch_is_one_run_with_each_partitions_own_materialisation(marts, tmp_path, monkeypatch):
     import dagster as dg
 
