@@ -236,7 +236,8 @@ def compute_institution_week_indicators(
 @contextmanager
 def held_calendar(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """The calendar (`_calendar`: every feed's first and last time, 1.5 s at national) computed once for the
-    computations inside, which pass `calendar_held=True`: a refresh's two passes read the same staging tables."""
+    computations inside, which pass `calendar_held=True`: a refresh's two passes read the same staging tables, by
+    event time (`as_of_delivery=False`, as this calendar)."""
     _create_macros(con, as_of_delivery=False)
     con.execute(_sql("_calendar"))
     try:

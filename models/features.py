@@ -131,9 +131,10 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
 
 
 def _has_sums(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the warehouse has the weekly sums the indicators stored (a mart written by indicators.compute)."""
-    return con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                       "and table_name = 'institution_week_sums'").fetchall() != [(0,)]
+    """Whether the warehouse has the weekly sums the indicators store (a mart written by indicators.compute), with
+    `low_ratings` (older sums lack it until the next run recomputes the mart)."""
+    return con.execute("select count(*) from information_schema.columns where table_schema = 'marts' "
+                       "and table_name = 'institution_week_sums' and column_name = 'low_ratings'").fetchall() != [(0,)]
 
 
 def _sql(name: str) -> str:
