@@ -195,8 +195,8 @@ def _consecutive(items: Iterable, order: Iterable) -> list[tuple]:
 
 
 def _chunks(items: tuple, size: int) -> list[tuple]:
-    """`items` in as few pieces of at most `size` as possible, of even sizes (33 provinces by 21: 17 and 16, not
-    21 and 12: the newest week's reports are the bulk of a weekly publication, split between the workers)."""
+    """`items` in as few pieces of at most `size` as possible, of even sizes (32 provinces by 21: 16 and 16, not
+    21 and 11: the newest week's reports are the bulk of a weekly publication, split between the workers)."""
     pieces = math.ceil(len(items) / size)
     bounds = [-(-i * len(items) // pieces) for i in range(pieces + 1)]
     return [items[a:b] for a, b in zip(bounds, bounds[1:])]
