@@ -130,13 +130,6 @@ def _history_features(frame: pd.DataFrame, indicators: list[str], rows: np.ndarr
     return out
 
 
-def _has_sums(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the warehouse has the weekly sums the indicators store (a mart written by indicators.compute), with
-    `low_ratings` (older sums lack it until the next run recomputes the mart)."""
-    return con.execute("select count(*) from information_schema.columns where table_schema = 'marts' "
-                       "and table_name = 'institution_week_sums' and column_name = 'low_ratings'").fetchall() != [(0,)]
-
-
 def _sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
@@ -150,7 +143,9 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date, insti
     8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks, and a filing that
     cuts the staff. The weeks' events are counted once, by the indicators (`indicators.compute.SUMS`, the same
     weeks as the mart's), not again from the feeds here."""
-    if not _has_sums(con):
+    from indicators.compute import has_column  # like the registry in `indicator_columns`: only where it is read
+
+    if not has_column(con, "marts", "institution_week_sums", "low_ratings"):  # older sums: until recomputed
         return None
     sql = _sql("feed_features").format(
         institutions="true" if institutions is None else "institution_id in (select unnest($institutions::varchar[]))")
