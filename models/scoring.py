@@ -288,6 +288,22 @@ def _stale_rows(frame: pd.DataFrame, chunk: list[str], cells: dict[str, tuple[li
     return pd.Series(pd.MultiIndex.from_frame(frame[["week", "province_code"]]).isin(stale), index=frame.index)
 
 
+def _score_chunk(con: duckdb.DuckDBPyConnection, chunk: list[str], version: str, meta: dict | None,
+                 estimators: dict, cells: dict[str, tuple[list[str], bool]], explain_all: bool) -> int:
+    """Score and store the stale rows of one chunk of weeks; returns how many were scored. A function of its own
+    so that a chunk's frames are freed before the next chunk loads: held through the next load, they lifted the
+    weekly run's national peak by about 1 GB."""
+    if meta is None:
+        scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
+                                                     role="fallback")
+    else:
+        frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
+                                    _stale_provinces(chunk, cells))
+        scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
+    _replace_rows(con, chunk, scored)
+    return int(scored["role"].isin(["champion", "fallback"]).sum())
+
+
 def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bool = False,
                             progress: Callable[[str], None] | None = None) -> dict:
     """Score what needs it into `marts.institution_week_scores` (champion, or the rule score) and
@@ -311,21 +327,13 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         cells = provinces_to_score(con, weeks, version, meta["training_weeks"][-1])
         weeks = [w for w in weeks if w in cells]
     else:  # the rule score has no ranks: whole weeks
-        version, meta = RULE_MODEL_VERSION, None
+        version, meta, estimators = RULE_MODEL_VERSION, None, {}
         weeks = weeks_to_score(con, version, "")
         cells = {}
     _drop_orphans(con, weeks)
     rows = 0
     for chunk in week_chunks(con, weeks):
-        if meta is None:
-            scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
-                                                         role="fallback")
-        else:
-            frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
-                                        _stale_provinces(chunk, cells))
-            scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
-        _replace_rows(con, chunk, scored)
-        rows += int(scored["role"].isin(["champion", "fallback"]).sum())
+        rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all)
         if progress:
             progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
                      f"weeks, {rows:,} rows)")
