@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -315,45 +315,55 @@ def rule_points(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = None) 
 
 def evaluate(con: duckdb.DuckDBPyConnection, weeks: list[str],
              thresholds_for: Callable[[str], Mapping[str, registry.Thresholds]] = registry.thresholds_for,
-             rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS) -> pd.DataFrame:
-    """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier)."""
+             rule_cutoffs: TierCutoffs = RULE_CUTOFFS, model_cutoffs: TierCutoffs = MODEL_CUTOFFS
+             ) -> Iterator[pd.DataFrame]:
+    """The listed rows of `weeks` (columns of marts.warnings except change / previous_tier), in the list's order
+    and ranked over all of them, `LISTED_PER_PART` rows at a time: their reasons are formatted in Python."""
     _flags_table(con, weeks, thresholds_for)
     con.register("selected_weeks", pd.DataFrame({"week": weeks}))
     try:
         candidates = con.execute(_sql("rules_candidates.sql").format(model_scores=_model_scores_relation(con)),
                                  {"min_model_score": model_cutoffs.yellow, "min_points": _min_points(rule_cutoffs)}
                                  ).df()
-        # reasons are formatted in Python, so only for the listed and with their flags only
         cutoffs = {"rules": rule_cutoffs, "model": model_cutoffs}
         verdicts = [_verdict(p, m, h, cutoffs) for p, m, h in
                     zip(candidates["points"], candidates["model_score"], candidates["hard_severity"], strict=True)]
-        keys = ["institution_id", "week"]
-        frame = candidates.loc[[v is not None for v in verdicts]]
-        con.register("listed_keys", frame[keys])
-        flags = con.execute("select * from rule_flags semi join listed_keys using (institution_id, week)").df()
-        con.unregister("listed_keys")
+        listed = candidates.loc[[v is not None for v in verdicts]].assign(verdict=[v for v in verdicts if v])
+        listed["tier"] = [v[0] for v in listed["verdict"]]
+        listed["score"] = [v[1] for v in listed["verdict"]]
+        listed["severity"] = listed["tier"].map(TIER_SEVERITY)
+        listed = listed.sort_values(["week", "province_code", "severity", "score", "institution_id"],
+                                    ascending=[True, True, False, False, True])
+        listed["rank"] = listed.groupby(["week", "province_code"]).cumcount() + 1
+        for start in range(0, len(listed), LISTED_PER_PART):
+            yield _described(con, listed.iloc[start:start + LISTED_PER_PART], cutoffs)
     finally:
         con.unregister("selected_weeks")
         con.execute("drop table if exists temp.rule_flags")
-    if frame.empty:
-        return pd.DataFrame(columns=[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")])
-    frame = frame.join(_flags_per_candidate(flags), on=keys)
+
+
+def _described(con: duckdb.DuckDBPyConnection, listed: pd.DataFrame, cutoffs: Mapping[str, TierCutoffs]
+               ) -> pd.DataFrame:
+    """Listed rows with their reasons, from their broken rules in `temp.rule_flags`."""
+    keys = ["institution_id", "week"]
+    con.register("listed_keys", listed[keys])
+    flags = con.execute("select * from rule_flags semi join listed_keys using (institution_id, week)").df()
+    con.unregister("listed_keys")
+    frame = listed.join(_flags_per_candidate(flags), on=keys)
     described = [
         _describe(v, c, t if isinstance(t, list) else [], i if isinstance(i, list) else [], cutoffs)
-        for v, c, t, i in zip([v for v in verdicts if v is not None], frame["contributions"], frame["flag_texts"],
-                              frame["flag_items"], strict=True)]
-    listed = frame[["week", "province_code", "county_code", "institution_id", "name"]].copy()
+        for v, c, t, i in zip(frame["verdict"], frame["contributions"], frame["flag_texts"], frame["flag_items"],
+                              strict=True)]
+    out = frame[["week", "province_code", "county_code", "institution_id", "name", "rank"]].copy()
     for position, column in enumerate(("tier", "score", "score_source", "reasons_zh", "reasons_en", "reasons")):
-        listed[column] = [d[position] for d in described]
-    listed["severity"] = listed["tier"].map(TIER_SEVERITY)
-    listed = listed.sort_values(["week", "province_code", "severity", "score", "institution_id"],
-                                ascending=[True, True, False, False, True])
-    listed["rank"] = listed.groupby(["week", "province_code"]).cumcount() + 1
-    return listed[[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")]]
+        out[column] = [d[position] for d in described]
+    return out[[c for c in WARNING_COLUMNS if c not in ("change", "previous_tier")]]
 
 
 WEEK_BUILDS = "ops.week_builds"
 WEEKS_PER_EVALUATION = 4  # a first build of 52 national weeks at once held every rule flag in pandas (7.6 GB at 15k)
+LISTED_PER_PART = 50_000  # listed rows formatted at a time: national weeks before the bank feed begins list 93 %
+# of the institutions, and four of them (556k rows, ~8 broken rules each) peaked at 9.5 GB formatted at once
 WEEK_BUILDS_DDL = (f"create table if not exists {WEEK_BUILDS} "
                    "(week varchar primary key, built_at timestamptz, rule_book varchar)")
 
@@ -415,12 +425,12 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
     listed_rows = 0
     for start in range(0, len(weeks), WEEKS_PER_EVALUATION):
         block = weeks[start:start + WEEKS_PER_EVALUATION]
-        listed = evaluate(con, block, **options).assign(change=None, previous_tier=None)
-        con.register("listed_rows", listed[list(WARNING_COLUMNS)])
-        con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
-                    f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
-        con.unregister("listed_rows")
-        listed_rows += len(listed)
+        for listed in evaluate(con, block, **options):
+            con.register("listed_rows", listed.assign(change=None, previous_tier=None)[list(WARNING_COLUMNS)])
+            con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
+                        f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
+            con.unregister("listed_rows")
+            listed_rows += len(listed)
         if progress:
             progress(f"warnings: weeks {block[0]}…{block[-1]} built ({start + len(block)} of {len(weeks)} weeks, "
                      f"{listed_rows:,} rows listed)")

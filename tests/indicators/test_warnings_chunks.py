@@ -1,4 +1,5 @@
-"""The warnings are evaluated a few weeks at a time (memory); the list must not depend on the chunking."""
+"""The warnings are evaluated a few weeks at a time and formatted a part of the listed rows at a time (memory); the
+list must not depend on either."""
 
 import pandas as pd
 from test_incremental_indicators import long_warehouse  # noqa: F401 (a fixture)
@@ -22,3 +23,7 @@ def test_the_list_does_not_depend_on_how_many_weeks_are_evaluated_together(long_
     weeks = con.execute("select count(distinct week) from marts.institution_week_indicators").fetchone()[0]
     assert len(said) == -(-weeks // 3)  # a line per block of weeks, the last with every week and row
     assert said[-1].endswith(f"({weeks} of {weeks} weeks, {whole:,} rows listed)")
+    monkeypatch.setattr(rules, "LISTED_PER_PART", 7)  # parts cut through province-weeks: ranks run on across them
+    assert rules.build_warnings(con) == whole
+    pd.testing.assert_frame_equal(warnings_table(con), at_once)
+    assert warnings_table(con).groupby(["week", "province_code"]).size().max() > 7
