@@ -61,5 +61,5 @@ def test_what_duckdb_frees_goes_back_to_the_system(tmp_path):
                           env={**os.environ, "GX_ANALYTICS_ENABLED": "false"})
     assert done.returncode == 0, done.stderr
     grown, left = map(int, done.stdout.split())
-    assert grown > 100  # MiB: the query did allocate
+    assert grown > 50  # MiB: the query did allocate (~200 alone, less beside other work)
     assert left < grown / 2

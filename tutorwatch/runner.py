@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStat
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from data_contracts.feeds import FEED_NAMES, FILE_NAME_PATTERN
+from indicators.rules import first_listed_week
 from pipelines.defs.warehouse import WAREHOUSE_JOB
 from tutorwatch import settings
 
@@ -95,24 +97,20 @@ def parse_week_range(spec: str | None) -> tuple[str, str] | None:
 def publishable_weeks(con, week_range: tuple[str, str] | None) -> list[str]:
     """Weeks of the indicators mart that ended before the last delivery.
 
-    Without a range: only from the 13th week after the first class or bank movement (orders may be
-    back-filled from before the platform's first delivery), because the model and the trailing
+    Without a range: only from the 13th week after `indicators.rules.first_listed_week` (orders may be
+    back-filled from before the bank and consumption feeds begin), because the model and the trailing
     indicators need that much history.
     """
+    listed_from = first_listed_week(con)
     rows = con.execute(
         f"""
         with weeks as (select distinct week, week_start, week_end from marts.institution_week_indicators),
-        last_delivery as (select max(delivery_date) as d from ops.files where status = 'loaded'),
-        first_activity as (
-            select date_trunc('week', least(
-                (select min(consumed_at) from staging.consumptions),
-                (select min(booked_at) from staging.account_movements)))::date as d
-        )
-        select week, week_start >= first_activity.d + interval {FIRST_WEEKS_SKIPPED} week as has_history
-        from weeks, last_delivery, first_activity
+        last_delivery as (select max(delivery_date) as d from ops.files where status = 'loaded')
+        select week, week_start >= $first::date + interval {FIRST_WEEKS_SKIPPED} week as has_history
+        from weeks, last_delivery
         where week_end < last_delivery.d
         order by week
-        """
+        """, {"first": date.fromisocalendar(int(listed_from[:4]), int(listed_from[6:]), 1) if listed_from else None}
     ).fetchall()
     if week_range is None:
         return [week for week, has_history in rows if has_history]

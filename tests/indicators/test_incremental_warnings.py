@@ -4,15 +4,17 @@ week after it is stamped too (its `change` compares against it), and the result 
 import pandas as pd
 from test_incremental_indicators import (  # noqa: F401 (long_warehouse is a fixture)
     LAST_WEEK,
+    MART,
     at,
     consumption,
     insert,
     loaded_now,
     long_warehouse,
+    movement,
 )
 
 from indicators.compute import compute_institution_week_indicators, refresh_institution_week_indicators
-from indicators.rules import build_warnings, refresh_warnings
+from indicators.rules import build_warnings, first_listed_week, refresh_warnings
 
 ALL_WEEKS = [f"2026-W{w:02d}" for w in range(1, LAST_WEEK + 1)]
 
@@ -92,3 +94,31 @@ def test_scores_without_scored_at_rebuild_every_week(long_warehouse):  # noqa: F
     refresh_warnings(con)
     add_scores(con, [("S", "2026-W20", 0.6)], with_scored_at=False)
     assert refresh_warnings(con)[1] == ALL_WEEKS
+
+
+def test_weeks_before_the_bank_and_consumption_feeds_begin_list_nobody(long_warehouse):  # noqa: F811
+    """The platform delivers the orders still open when it goes live, paid before the banks' and the consumption
+    feeds begin: in those weeks an institution's prepaid fees look uncovered. Nobody is listed before the first
+    week with both feeds, the progress says so, and a movement delivered late for an earlier week opens it
+    once both feeds reach back to it."""
+    con = long_warehouse
+    refresh_institution_week_indicators(con)
+    uncovered = [w for (w,) in con.execute(
+        f"SELECT DISTINCT week FROM {MART} WHERE coverage_ratio < 0.9 AND week < '2026-W10' ORDER BY week").fetchall()]
+    assert uncovered[0] == "2026-W02"  # a hard rule breaks there
+    said: list[str] = []
+    build_warnings(con, progress=said.append)
+    assert first_listed_week(con) == "2026-W10"
+    assert said[0].startswith("warnings: 9 weeks before 2026-W10 not listed")
+    assert con.execute("SELECT min(week) FROM marts.warnings").fetchone()[0] == "2026-W10"
+
+    insert(con, "account_movements", [loaded_now(movement("0", "Z", at(5, 2), "interest", 1, 1))])
+    refresh_institution_week_indicators(con)
+    refresh_warnings(con)
+    assert first_listed_week(con) == "2026-W10"  # the movement alone: classes were not yet reported
+    insert(con, "consumptions", [loaded_now(consumption("s2c", "s2", "S", at(5, 3), 1))])
+    refresh_institution_week_indicators(con)
+    refresh_warnings(con)
+    assert first_listed_week(con) == "2026-W05"
+    listed = {w for (w,) in con.execute("SELECT DISTINCT week FROM marts.warnings").fetchall()}
+    assert min(listed) == "2026-W05" and set(uncovered) & listed == {w for w in uncovered if w >= "2026-W05"}

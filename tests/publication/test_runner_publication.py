@@ -213,3 +213,26 @@ def test_a_failed_batch_is_published_again_one_partition_per_run(marts, tmp_path
     assert batch == Batch((W09, W10), ("44",), LISTS)
     assert outcome == {plan[0]: False, plan[1]: True}
     assert (tmp_path / "out" / "warnings" / W10 / "44.csv").exists()
+
+
+def test_publication_waits_13_weeks_after_both_the_bank_and_consumption_feeds_begin(tmp_path):
+    """Orders back-filled from before the other feeds do not start the clock, nor does one of the two feeds
+    alone: the model and the trailing indicators need 12 weeks of both before a week's list means anything."""
+    from pipelines.warehouse import connect, create_staging_tables
+    from tutorwatch.runner import FIRST_WEEKS_SKIPPED, publishable_weeks
+
+    con = connect(tmp_path / "w.duckdb")
+    create_staging_tables(con)
+    con.execute("create schema if not exists marts")
+    con.execute("""create table marts.institution_week_indicators as
+        select strftime(d, '%G-W%V') as week, d::date as week_start, d::date + 6 as week_end
+        from range(date '2025-12-29', date '2026-09-07', interval 7 day) as t(d)""")  # 2026-W01 … W36
+    con.execute("insert into staging.orders (paid_at) values ('2025-12-30 10:00+08')")
+    con.execute("insert into staging.account_movements (booked_at) values ('2026-01-13 10:00+08')")  # W03
+    con.execute("insert into staging.consumptions (consumed_at) values ('2026-02-04 10:00+08')")  # W06
+    con.execute("insert into ops.files (status, delivery_date) values ('loaded', '2026-09-07')")
+    weeks = publishable_weeks(con, None)
+    assert FIRST_WEEKS_SKIPPED == 12 and weeks[0] == "2026-W18" and weeks[-1] == "2026-W36"
+    assert publishable_weeks(con, ("2026-W02", "2026-W04")) == ["2026-W02", "2026-W03", "2026-W04"]
+    con.execute("delete from staging.consumptions")  # the bank feed alone: its first week starts the clock
+    assert publishable_weeks(con, None)[0] == "2026-W15"
