@@ -48,6 +48,7 @@ STAFF_CHANGES = (  # the same query: staff counts of the filings against earlier
 )
 FEED_FEATURES = FEED_COUNTS + STAFF_CHANGES
 FEED_HISTORY_WEEKS = 25  # the longest window of the feed features (orders of the last 26 weeks)
+READ_WEEKS = max(LOOKBACK_WEEKS, FEED_HISTORY_WEEKS)  # a changed row changes its institution's features this long
 
 
 def indicator_columns(con: duckdb.DuckDBPyConnection, table: str = MART) -> list[str]:

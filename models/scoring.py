@@ -21,7 +21,7 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import MART, indicator_columns, load_features, load_mart, week_chunks
+from models.features import MART, READ_WEEKS, indicator_columns, load_features, load_mart, week_chunks
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 
@@ -221,10 +221,12 @@ def _prepare_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute((SQL_DIR / "score_tables.sql").read_text(encoding="utf-8"))
 
 
-def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_training_week: str) -> list[str]:
-    """The mart weeks whose scores are missing or stale (see sql/weeks_to_score.sql)."""
+def weeks_to_score(con: duckdb.DuckDBPyConnection, model_version: str, newest_training_week: str,
+                   read_weeks: int = READ_WEEKS) -> list[str]:
+    """The mart weeks whose scores are missing or stale, and the `read_weeks` weeks after each (see
+    sql/weeks_to_score.sql; the rule score reads no earlier week)."""
     sql = (SQL_DIR / "weeks_to_score.sql").read_text(encoding="utf-8").format(changed_at=changed_at(con))
-    return [w for (w,) in con.execute(sql, {"model_version": model_version,
+    return [w for (w,) in con.execute(sql, {"model_version": model_version, "read_weeks": read_weeks,
                                             "newest_training_week": newest_training_week}).fetchall()]
 
 
@@ -235,6 +237,7 @@ def provinces_to_score(con: duckdb.DuckDBPyConnection, weeks: list[str], model_v
     sql = (SQL_DIR / "provinces_to_score.sql").read_text(encoding="utf-8").format(changed_at=changed_at(con, "mart."))
     cells: dict[str, list[tuple[str, bool]]] = {}
     for week, province, stale in con.execute(sql, {"weeks": weeks, "model_version": model_version,
+                                                   "read_weeks": READ_WEEKS,
                                                    "newest_training_week": newest_training_week}).fetchall():
         cells.setdefault(week, []).append((province, stale))
     return {week: ([p for p, stale in found if stale], all(stale for _, stale in found))
@@ -328,7 +331,7 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         weeks = [w for w in weeks if w in cells]
     else:  # the rule score has no ranks: whole weeks
         version, meta, estimators = RULE_MODEL_VERSION, None, {}
-        weeks = weeks_to_score(con, version, "")
+        weeks = weeks_to_score(con, version, "", read_weeks=0)
         cells = {}
     _drop_orphans(con, weeks)
     rows = 0

@@ -8,6 +8,7 @@ import pandas as pd
 from model_fixtures import filing, synthetic, write_warehouse
 
 from models import registry
+from models.features import READ_WEEKS
 from models.scoring import retrain_reason, score_institution_weeks
 from pipelines.defs.model.assets import RETRAIN_ENV, institution_week_scores, risk_model
 from pipelines.resources import FoldersResource, WarehouseResource
@@ -28,6 +29,15 @@ def _run(warehouse, out, **config):
     assert result.success
     return ({k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
             for node in ("risk_model", "institution_week_scores"))
+
+
+def _scores(warehouse) -> pd.DataFrame:
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute("select * exclude (_scored_at) from marts.institution_week_scores "
+                           "order by institution_id, week").df()
+    finally:
+        con.close()
 
 
 def _scored_at(warehouse) -> dict[str, object]:
@@ -62,17 +72,28 @@ def test_runs_retrain_and_rescore_only_what_changed(tmp_path, monkeypatch):
     assert (scores["weeks_scored"], scores["weeks_kept"], scores["rows"]) == (0, 44, 0)
     assert _scored_at(warehouse) == first
 
-    # One week's indicators recomputed: that week alone is rescored.
+    # One week's indicators recomputed: that week and the 25 after it, whose features read it (changes, trailing
+    # extremes, feed counts against earlier weeks), are rescored, to the scores of scoring everything afresh.
     con = connect(warehouse)
     con.execute("""update marts.institution_week_indicators set coverage_ratio = coverage_ratio - 0.3,
                    _computed_at = now() where week = '2026-W20'""")
     con.close()
     model, scores = _run(warehouse, out)
     assert model["trained"] is False
-    rows_w20 = int((mart["week"] == "2026-W20").sum())  # institutions closed before W20 have no row
-    assert (scores["weeks_scored"], scores["scored"], scores["rows"]) == (1, "2026-W20 … 2026-W20", rows_w20)
+    reading = [w for w in weeks if "2026-W20" <= w <= "2026-W45"]
+    assert READ_WEEKS == 25 and len(reading) == 26
+    rows_read = int(mart["week"].isin(reading).sum())  # institutions closed before a week have no row in it
+    assert (scores["weeks_scored"], scores["scored"], scores["rows"]) == (26, "2026-W20 … 2026-W45", rows_read)
     second = _scored_at(warehouse)
-    assert [w for w in weeks if second[w] != first[w]] == ["2026-W20"]
+    assert [w for w in weeks if second[w] != first[w]] == reading
+    afresh = tmp_path / "afresh.duckdb"
+    shutil.copy(warehouse, afresh)
+    con = connect(afresh)
+    con.execute("drop table marts.institution_week_scores")
+    con.execute("drop table marts.model_scores_all")
+    score_institution_weeks(con, out)
+    con.close()
+    pd.testing.assert_frame_equal(_scores(warehouse), _scores(afresh), rtol=1e-9)  # another chunk: last bits
 
     # Rows recomputed to the same values (`_changed_at` kept) rescore nothing; a change in one province's week
     # rescores that province-week alone: ranks are within the province-week.
@@ -92,8 +113,9 @@ def test_runs_retrain_and_rescore_only_what_changed(tmp_path, monkeypatch):
                           returning institution_id""").fetchone()[0]  # recomputed as no longer active
     con.close()
     model, scores = _run(warehouse, out)
-    rows_w21_11 = int(((mart["week"] == "2026-W21") & (mart["province_code"] == "11")).sum()) - 1
-    assert (scores["weeks_scored"], scores["province_weeks_scored"], scores["rows"]) == (1, 1, rows_w21_11)
+    reading = [w for w in weeks if w >= "2026-W21"]
+    rows_11 = int((mart["week"].isin(reading) & (mart["province_code"] == "11")).sum()) - 1
+    assert (scores["weeks_scored"], scores["province_weeks_scored"], scores["rows"]) == (25, 25, rows_11)
     con = connect(warehouse, read_only=True)
     after_w21 = dict(con.execute(cell_stamps).fetchall())
     for table in ("institution_week_scores", "model_scores_all"):
@@ -101,7 +123,7 @@ def test_runs_retrain_and_rescore_only_what_changed(tmp_path, monkeypatch):
                                [gone]).fetchone()[0]
     con.close()
     assert after_w21["44"] == before_w21["44"] and after_w21["11"] > before_w21["11"]
-    assert [w for w in weeks if _scored_at(warehouse)[w] != second[w]] == ["2026-W21"]
+    assert [w for w in weeks if _scored_at(warehouse)[w] != second[w]] == reading
     second = _scored_at(warehouse)
 
     # Forced retraining (env, as `tutorwatch run --retrain` sets it): the data changed, so a new version; only
