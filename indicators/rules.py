@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -362,8 +363,8 @@ def _described(con: duckdb.DuckDBPyConnection, listed: pd.DataFrame, cutoffs: Ma
 
 WEEK_BUILDS = "ops.week_builds"
 WEEKS_PER_EVALUATION = 4  # a first build of 52 national weeks at once held every rule flag in pandas (7.6 GB at 15k)
-LISTED_PER_PART = 50_000  # listed rows formatted at a time: national weeks before the bank feed begins list 99 %
-# of the institutions, and four of them (556k rows, each with several broken rules) peaked at 9.5 GB formatted at once
+LISTED_PER_PART = 50_000  # listed rows formatted at a time, however many a block lists: the first 4 national weeks
+# (before `first_listed_week` existed) listed 556k rows, each with several broken rules: 9.5 GB formatted at once
 WEEK_BUILDS_DDL = (f"create table if not exists {WEEK_BUILDS} "
                    "(week varchar primary key, built_at timestamptz, rule_book varchar)")
 
@@ -446,12 +447,13 @@ def build_warnings(con: duckdb.DuckDBPyConnection, weeks: list[str] | None = Non
                  "bank movements and class consumptions)")
     for start in range(0, len(listable), WEEKS_PER_EVALUATION):
         block = listable[start:start + WEEKS_PER_EVALUATION]
-        for listed in evaluate(con, block, **options):
-            con.register("listed_rows", listed.assign(change=None, previous_tier=None)[list(WARNING_COLUMNS)])
-            con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
-                        f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
-            con.unregister("listed_rows")
-            listed_rows += len(listed)
+        with closing(evaluate(con, block, **options)) as parts:  # its temporary tables go even if an insert fails
+            for listed in parts:
+                con.register("listed_rows", listed.assign(change=None, previous_tier=None)[list(WARNING_COLUMNS)])
+                con.execute(f"insert into marts.warnings ({', '.join(WARNING_COLUMNS)}) "
+                            f"select {', '.join(WARNING_COLUMNS)} from listed_rows")
+                con.unregister("listed_rows")
+                listed_rows += len(listed)
         if progress:
             progress(f"warnings: weeks {block[0]}…{block[-1]} built ({start + len(block)} of {len(listable)} weeks, "
                      f"{listed_rows:,} rows listed)")

@@ -294,8 +294,8 @@ def _stale_rows(frame: pd.DataFrame, chunk: list[str], cells: dict[str, tuple[li
 def _score_chunk(con: duckdb.DuckDBPyConnection, chunk: list[str], version: str, meta: dict | None,
                  estimators: dict, cells: dict[str, tuple[list[str], bool]], explain_all: bool) -> int:
     """Score and store the stale rows of one chunk of weeks; returns how many were scored. A function of its own
-    so that a chunk's frames are freed before the next chunk loads: held through the next load, they lifted the
-    weekly run's national peak by about 1 GB."""
+    so that a chunk's frames are freed before the next chunk loads (in the loop they lived until the next
+    chunk's replaced them)."""
     if meta is None:
         scored = rule_score.load(con, chunk).assign(model_name=RULE_MODEL_NAME, model_version=version,
                                                      role="fallback")

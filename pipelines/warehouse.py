@@ -20,8 +20,8 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     memory budget.
 
     DuckDB's allocator keeps memory its queries freed until a later allocation or a flush; its background
-    threads hand it back to the system. Without them a national scoring run peaked 0.75 GB higher (4.2 GB
-    instead of 3.4 GB), memory the process no longer used."""
+    threads hand it back to the system. Without them a national scoring run peaked 0.7 GiB higher (4.1 GiB
+    instead of 3.4 GiB), memory the process no longer used."""
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
               "allocator_background_threads": True}
     if limit := settings.duckdb_memory_limit():
