@@ -1,6 +1,9 @@
-"""Suite-wide settings: no analytics calls, a PII key for tests, and the repository root."""
+"""Suite-wide settings: no analytics calls, a PII key for tests, the repository root, and fresh interpreters."""
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,3 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture
+def fresh_python(tmp_path) -> Callable[..., str]:
+    """Runs a script in a fresh interpreter, where nothing this session imported or allocated is loaded yet,
+    with `env` added to the environment; returns what it printed (a failure shows its stderr)."""
+    def run(source: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        script = tmp_path / "fresh.py"
+        script.write_text(source, encoding="utf-8")
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    return run

@@ -1,10 +1,6 @@
 """TUTORWATCH_MEMORY_LIMIT is the process's budget: DuckDB gets its share and hands back what it frees, a bad value
 is refused clearly."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from pipelines.warehouse import connect
@@ -39,12 +35,11 @@ def test_no_budget_leaves_duckdb_its_default(monkeypatch):
     assert settings.memory_limit() is None and settings.duckdb_memory_limit() is None
 
 
-def test_what_duckdb_frees_goes_back_to_the_system(tmp_path):
+def test_what_duckdb_frees_goes_back_to_the_system(tmp_path, fresh_python):
     """A national stage runs many large queries in one process: what a finished query freed must leave the
     process, not wait in DuckDB's allocator (that was 0.7 GiB of a national scoring run's peak). In a fresh
     interpreter, so that no earlier test's allocations blur the resident size."""
-    script = tmp_path / "free.py"
-    script.write_text(
+    printed = fresh_python(
         "import sys, time\n"
         "from pipelines.warehouse import connect\n"
         "def resident(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
@@ -56,11 +51,9 @@ def test_what_duckdb_frees_goes_back_to_the_system(tmp_path):
         "deadline = time.monotonic() + 10\n"
         "while resident() - before > grown / 2 and time.monotonic() < deadline:\n"
         "    time.sleep(0.2)\n"
-        "print(grown // 2**20, (resident() - before) // 2**20)\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "GX_ANALYTICS_ENABLED": "false", settings.ENV_MEMORY_LIMIT: "4GB"})
-    assert done.returncode == 0, done.stderr
-    grown, left = map(int, done.stdout.split())
+        "print(grown // 2**20, (resident() - before) // 2**20)\n",
+        env={settings.ENV_MEMORY_LIMIT: "4GB"}, timeout=120)
+    grown, left = map(int, printed.split())
     assert grown > 50  # MiB: the query did allocate (~200 alone, less beside other work)
     assert left < grown / 2
 
