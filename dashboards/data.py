@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from dashboards.scope import Scope
+from indicators.compute import exists
 from pipelines.warehouse import connect
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -51,14 +52,9 @@ def read_sql(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                            "and table_name = ?", [schema, table]).fetchone()[0])
-
-
 def _frame(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list) -> pd.DataFrame:
     """Run `sql` if `table` (schema.name) exists yet; the marts land one by one during the first run."""
-    if not _exists(con, *table.split(".")):
+    if not exists(con, *table.split(".")):
         return pd.DataFrame()
     return con.execute(sql, params).df()
 
@@ -73,7 +69,7 @@ def weeks(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[str]:
 def province_overview(con: duckdb.DuckDBPyConnection, scope: Scope, week: str) -> pd.DataFrame:
     """Per province: warning counts by tier and prepaid liability against the supervised balance."""
     where, params = scope.sql()
-    if not _exists(con, "marts", "warnings") or not _exists(con, "marts", "institution_week_indicators"):
+    if not exists(con, "marts", "warnings") or not exists(con, "marts", "institution_week_indicators"):
         return pd.DataFrame()
     return con.execute(read_sql("province_overview.sql").format(scope=where), [week, *params, week, *params]).df()
 
@@ -119,7 +115,7 @@ def warnings_page(con: duckdb.DuckDBPyConnection, scope: Scope, week: str | None
                   filter_model: dict | None = None, sort_model: list[dict] | None = None,
                   ) -> tuple[list[dict], int]:
     """One block of the warning list for the grid's infinite row model, and the total row count."""
-    if not _exists(con, "marts", "warnings"):
+    if not exists(con, "marts", "warnings"):
         return [], 0
     where, params = _grid_where(scope, week, filter_model)
     total = con.execute(f"select count(*) from marts.warnings where {where}", params).fetchone()[0]

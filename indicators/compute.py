@@ -254,7 +254,7 @@ def _write(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     recomputes its institution from its week on, mostly to the same values): what scores and warnings follow."""
     con.begin()
     try:
-        if not full and has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+        if not full and exists(con, "marts", "institution_week_indicators", "_computed_at"):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ind_unchanged AS {_unchanged_sql(con)}")
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE ind_unchanged "
@@ -294,28 +294,29 @@ def _unchanged_sql(con: duckdb.DuckDBPyConnection) -> str:
 def changed_at(con: duckdb.DuckDBPyConnection, prefix: str = "") -> str:
     """SQL for when a mart row's values last changed: `_changed_at`, on a mart from before it `_computed_at`, on
     one from before both NULL (readers then take every week as changed)."""
-    if has_column(con, "marts", "institution_week_indicators", "_changed_at"):
+    if exists(con, "marts", "institution_week_indicators", "_changed_at"):
         return f"coalesce({prefix}_changed_at, {prefix}_computed_at)"
-    if has_column(con, "marts", "institution_week_indicators", "_computed_at"):
+    if exists(con, "marts", "institution_week_indicators", "_computed_at"):
         return f"{prefix}_computed_at"
     return "NULL::TIMESTAMPTZ"
 
 
-def has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
-    """Whether the table has the column (an older warehouse may lack either). Fetched to the end: DuckDB refuses
-    to `register` a frame on a connection with an unfinished result."""
+def exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str | None = None) -> bool:
+    """Whether the table (and its column) exists: another asset may not have written it yet, or an older version
+    of it. Fetched to the end: DuckDB refuses to `register` a frame on a connection with an unfinished result."""
     return con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
-        [schema, table, column],
+        f"SELECT count(*) FROM information_schema.{'columns' if column else 'tables'} "
+        "WHERE table_schema = ? AND table_name = ?" + (" AND column_name = ?" if column else ""),
+        [schema, table, *([column] if column else [])],
     ).fetchall() != [(0,)]
 
 
 def last_computed_at(con: duckdb.DuckDBPyConnection):
     """When the mart was last written, or None (no mart, no rows, or a mart from before `_computed_at`, SUMS (or
     its `low_ratings`, which the model's feed features read) or BALANCES: a refresh recomputes such a mart whole)."""
-    if not (has_column(con, "marts", "institution_week_indicators", "_computed_at")
-            and has_column(con, "marts", "institution_week_sums", "low_ratings")
-            and has_column(con, "marts", "account_week_balances", "week_start")):
+    if not (exists(con, "marts", "institution_week_indicators", "_computed_at")
+            and exists(con, "marts", "institution_week_sums", "low_ratings")
+            and exists(con, "marts", "account_week_balances", "week_start")):
         return None
     return con.execute(f"SELECT max(_computed_at) FROM {MART}").fetchone()[0]
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from data_contracts.regions import PROVINCE_CODES
 from indicators import registry
-from indicators.compute import changed_at
+from indicators.compute import changed_at, exists
 
 HERE = Path(__file__).resolve().parent
 TIER_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
@@ -228,18 +228,11 @@ def _flags_per_candidate(flags: pd.DataFrame) -> pd.DataFrame:
     return flags.groupby(keys, sort=False).agg(flag_texts=("text", list), flag_items=("item", list))
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str | None = None) -> bool:
-    """Whether the table (and its column) exists: other assets may not have written it, or an older version."""
-    sql = f"select count(*) from information_schema.{'columns' if column else 'tables'} " \
-          "where table_schema = ? and table_name = ?" + (" and column_name = ?" if column else "")
-    return con.execute(sql, [schema, table, *([column] if column else [])]).fetchone()[0] > 0
-
-
 def _model_scores_relation(con: duckdb.DuckDBPyConnection) -> str:
     """The newest model version's scores per institution-week of `selected_weeks`, or an empty relation before
     the model runs. The weeks are filtered before the window: the scores of every week, each with its reasons'
     JSON, were ranked for each block of four weeks."""
-    if not _exists(con, "marts", SCORE_TABLE):
+    if not exists(con, "marts", SCORE_TABLE):
         return "(select null::varchar as institution_id, null::varchar as week, null::double as score, " \
                "null::json as contributions where false)"
     return (f"(select * from marts.{SCORE_TABLE} where model_name <> '{RULE_SCORE_MODEL_NAME}' "
@@ -467,10 +460,10 @@ def changed_weeks(con: duckdb.DuckDBPyConnection, fingerprint: str | None = None
     """Weeks whose indicators (`changed_at`) or scores (`_scored_at`) are newer than the week's last build,
     weeks built under another rule book (`fingerprint`, default the current one), and weeks never built.
     Without those columns every week counts as changed (no way to tell)."""
-    has_scores = _exists(con, "marts", SCORE_TABLE)
-    if not (_exists(con, "ops", "week_builds") and _exists(con, "marts", "warnings")
-            and _exists(con, "marts", "institution_week_indicators", "_computed_at")
-            and (not has_scores or _exists(con, "marts", SCORE_TABLE, "_scored_at"))):
+    has_scores = exists(con, "marts", SCORE_TABLE)
+    if not (exists(con, "ops", "week_builds") and exists(con, "marts", "warnings")
+            and exists(con, "marts", "institution_week_indicators", "_computed_at")
+            and (not has_scores or exists(con, "marts", SCORE_TABLE, "_scored_at"))):
         return [w for (w,) in con.execute(
             "select distinct week from marts.institution_week_indicators order by week").fetchall()]
     _week_builds_table(con)

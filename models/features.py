@@ -144,9 +144,9 @@ def feed_features(con: duckdb.DuckDBPyConnection, first: date, last: date, insti
     8 weeks, ratings slipping, sales and class hours below the institution's own earlier weeks, and a filing that
     cuts the staff. The weeks' events are counted once, by the indicators (`indicators.compute.SUMS`, the same
     weeks as the mart's), not again from the feeds here."""
-    from indicators.compute import has_column  # like the registry in `indicator_columns`: only where it is read
+    from indicators.compute import exists  # like the registry in `indicator_columns`: only where it is read
 
-    if not has_column(con, "marts", "institution_week_sums", "low_ratings"):  # older sums: until recomputed
+    if not exists(con, "marts", "institution_week_sums", "low_ratings"):  # older sums: until recomputed
         return None
     sql = _sql("feed_features").format(
         institutions="true" if institutions is None else "institution_id in (select unnest($institutions::varchar[]))")

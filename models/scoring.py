@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from indicators.compute import changed_at
+from indicators.compute import changed_at, exists
 from indicators.rules import HARD_RULES, MODEL_CUTOFFS
 from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
@@ -219,15 +219,6 @@ def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators:
     return pd.concat(rows, ignore_index=True)
 
 
-def _has(con: duckdb.DuckDBPyConnection, table: str, column: str | None = None) -> bool:
-    schema, name = table.split(".")
-    sql = "select count(*) from information_schema.columns where table_schema = ? and table_name = ?"
-    params = [schema, name]
-    if column:
-        sql, params = sql + " and column_name = ?", [*params, column]
-    return con.execute(sql, params).fetchone()[0] > 0
-
-
 def _first_week(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [w for (w,) in con.execute(f"select min(week) from {MART}").fetchall() if w]
 
@@ -235,7 +226,8 @@ def _first_week(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _prepare_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the score tables; tables from before `_scored_at` are dropped (every week gets rescored)."""
     for table in (SCORES_TABLE, ALL_SCORES_TABLE):
-        if _has(con, table) and not _has(con, table, SCORED_AT):
+        schema, name = table.split(".")
+        if exists(con, schema, name) and not exists(con, schema, name, SCORED_AT):
             con.execute(f"drop table {table}")
     con.execute((SQL_DIR / "score_tables.sql").read_text(encoding="utf-8"))
 
