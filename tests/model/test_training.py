@@ -221,3 +221,42 @@ def test_explaining_keeps_no_frame_alive(fresh_python):
         "gc.collect()\n"
         "print('freed' if chunk() is None else 'kept')\n")
     assert printed.strip() == "freed"
+
+
+def test_the_regression_fits_in_little_more_than_its_matrix():
+    """The regression's pipeline computes what the textbook one computes (a median SimpleImputer over every
+    column, a copying scaler), bit for bit, while its fit peaks below 3 × the feature matrix: the textbook
+    imputer's masked and sorted copies took 5 ×, 2.5 GB beside a national 300,000-row sample."""
+    import tracemalloc
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from models.training import make_estimator
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20_000, 60)) * np.exp(rng.uniform(0, 10, 60))  # money-like spans
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 7] = np.nan  # never observed: not read
+    y = (rng.random(len(x)) < 0.03).astype(int)
+    keep = [j for j in range(x.shape[1]) if j != 7]
+    textbook = Pipeline([
+        ("select", ColumnTransformer([("keep", "passthrough", keep)], remainder="drop")),
+        ("impute", SimpleImputer(strategy="median")),
+        ("compress", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
+        ("scale", StandardScaler()),
+        ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=1)),
+    ]).fit(x, y)
+    tracemalloc.start()
+    try:
+        lean = make_estimator(LOGISTIC, keep, seed=1).fit(x, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * x.nbytes
+    unseen = x[:5000].copy()
+    np.testing.assert_array_equal(lean.predict_proba(unseen), textbook.predict_proba(unseen))
+    np.testing.assert_array_equal(unseen, x[:5000])  # scaling in place never reaches the caller's matrix
