@@ -64,7 +64,9 @@ def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
             ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=seed)),
         ])
     if name == BOOSTING:
-        select = ColumnTransformer([("keep", "passthrough", keep)], remainder="drop")
+        # a slice of adjacent columns is passed through as one copy; a list of columns is taken and then stacked
+        columns = slice(keep[0], keep[-1] + 1) if keep == list(range(keep[0], keep[-1] + 1)) else keep
+        select = ColumnTransformer([("keep", "passthrough", columns)], remainder="drop")
         return Pipeline([("select", select), ("model", HistGradientBoostingClassifier(
             learning_rate=0.05, max_iter=200, max_depth=3, min_samples_leaf=100, l2_regularization=1.0,
             early_stopping=False, random_state=seed,
@@ -79,7 +81,9 @@ def base_model(calibrated: CalibratedClassifierCV) -> Pipeline:
 
 def kept_columns(pipeline: Pipeline) -> list[int]:
     """Indices of the features the pipeline reads, in the order its `select` step outputs them."""
-    return [j for name, _, columns in pipeline["select"].transformers_ if name != "remainder" for j in columns]
+    select = pipeline["select"]
+    every = np.arange(select.n_features_in_)
+    return [int(j) for name, _, columns in select.transformers_ if name != "remainder" for j in every[columns]]
 
 
 @dataclass(frozen=True)
@@ -161,15 +165,14 @@ def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: in
     rows, weights = sample_rows(frame, seed, weeks, cap)
     split = split_weeks(rows)
     fit = rows["week"].isin(split.fit_weeks).to_numpy()
-    x = matrix(rows, features)
-    keep = [j for j in range(len(features)) if np.isfinite(x[:, j]).any()]
+    keep = [j for j, read in enumerate(np.isfinite(rows[features]).any().to_numpy()) if read]
     y = rows["label"].to_numpy()
-    with threads_for(len(rows)):
+    with threads_for(len(rows)):  # each fit's float64 matrix is built for it alone, and freed after it
         probe = make_estimator(name, keep, seed).fit(
-            x[fit], y[fit], model__sample_weight=recency_weights(rows["week"][fit]))
+            matrix(rows[fit], features), y[fit], model__sample_weight=recency_weights(rows["week"][fit]))
         calibrated = _calibrated(probe, rows[~fit], weights[~fit], features)
         model = FrozenEstimator(make_estimator(name, keep, seed).fit(
-            x, y, model__sample_weight=recency_weights(rows["week"])))
+            matrix(rows, features), y, model__sample_weight=recency_weights(rows["week"])))
     calibrated.estimator = calibrated.calibrated_classifiers_[0].estimator = model
     return calibrated, split
 

@@ -260,3 +260,28 @@ def test_the_regression_fits_in_little_more_than_its_matrix():
     unseen = x[:5000].copy()
     np.testing.assert_array_equal(lean.predict_proba(unseen), textbook.predict_proba(unseen))
     np.testing.assert_array_equal(unseen, x[:5000])  # scaling in place never reaches the caller's matrix
+
+
+@pytest.mark.parametrize(("name", "bound"), [(LOGISTIC, 5.0), (BOOSTING, 3.5)])
+def test_fitting_holds_one_float64_matrix_at_a_time(name, bound):
+    """A fit peaks at a few times the float64 matrix of its sample (~0.5 GB at national scale): the probe's and
+    the final model's matrices are built one after the other, and the trees' columns pass through as one copy.
+    Measured here: 4.4 and 3.3 × (7.0 and 3.7 × when both matrices were alive and the columns copied twice)."""
+    import tracemalloc
+
+    from models.training import sample_rows
+
+    rng = np.random.default_rng(5)
+    features = [f"f{j}" for j in range(60)]
+    frame = pd.DataFrame(rng.standard_normal((40_000, 60)).astype("float32"), columns=features)
+    frame["week"] = [f"2026-W{w:02d}" for w in rng.integers(1, 31, len(frame))]
+    frame["label"] = ((frame["f0"] > 1.5) & (rng.random(len(frame)) < 0.3)).astype(int)
+    frame["observed"] = True
+    matrix_bytes = len(sample_rows(frame, 1, cap=10_000)[0]) * len(features) * 8
+    tracemalloc.start()
+    try:
+        fit_calibrated(name, frame, features, seed=1, cap=10_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < bound * matrix_bytes
