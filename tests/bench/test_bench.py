@@ -177,7 +177,7 @@ def test_results_report_ratios_and_stages(tmp_path):
     assert "incremental run 12 s (target ≤ 60 s: met)" in text
     assert "- pipeline ran in 2 parts, each resuming the killed one (code abc1234, def5678)" in text
     assert "| (a) full pipeline, landing → published lists | 30.0 | 33 | 5,000 | ✗ |" in text  # 1000 rows / 30 s
-    # per stage: seconds, peak MB, seconds / the reference's 10 s; for (a) then for the incremental run
+    # per stage: seconds, peak MiB, seconds / the reference's 10 s; for (a) then for the incremental run
     assert "| ingest: read, route, merge | 4.0 | 900 | 0.4 | 1.0 | 500 | 0.1 |" in text
     assert "| ingest: GX contract checks | 3.0 | 1,200 | 0.3 | 0.0 | 0 | 0.0 |" in text
     assert "| indicators | 6.0 | 2,000 | 0.6 | 2.0 | 800 | 0.2 |" in text
@@ -224,3 +224,12 @@ def test_a_pipeline_killed_and_resumed_is_timed_over_both_parts(tmp_path):
         total, early = con.execute("SELECT sum(rows_delivered), count(*) FILTER (WHERE loaded_at < to_timestamp(?)) "
                                    "FROM ops.files", [resumed["started"]]).fetchone()
     assert figures["rows_delivered"] == total and early > 0
+
+
+def test_the_memory_target_is_4_gb_of_the_mib_measured():
+    """Peaks are measured in MiB; `TUTORWATCH_MEMORY_LIMIT=4GB` is 4·10⁹ bytes, 3,815 MiB: 3,900 MiB misses it."""
+    from bench.report import _row
+
+    step = {"ok": True, "seconds": 1.0}
+    assert _row("a", step | {"peak_mb": 3_800}, 10).endswith("| 3,800 | ✓ |")
+    assert _row("a", step | {"peak_mb": 3_900}, 10).endswith("| 3,900 | ✗ |")
