@@ -32,7 +32,7 @@ MIN_POSITIVES_PER_BLOCK = 2
 MAX_FIT_NEGATIVES = 300_000  # negatives kept for training (sampled at one rate; weights undo the skew)
 PREDICT_ROWS = 100_000
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
-IMPUTED_TOGETHER = 16  # columns per median imputer: 1 costs 1 s per 100,000 predicted rows, all of them 3 GB to fit
+IMPUTED_TOGETHER = 16  # columns per median imputer: 1 costs ~1 s per 100,000 predicted rows; all, 4–5 × the matrix
 RECENCY_WEEKS = 26  # a training week's weight is e^(−its age in weeks / 26): last half-year's closures lead
 
 
@@ -65,7 +65,7 @@ def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
         ])
     if name == BOOSTING:
         # a slice of adjacent columns is passed through as one copy; a list of columns is taken and then stacked
-        columns = slice(keep[0], keep[-1] + 1) if keep == list(range(keep[0], keep[-1] + 1)) else keep
+        columns = slice(keep[0], keep[-1] + 1) if keep and keep == list(range(keep[0], keep[-1] + 1)) else keep
         select = ColumnTransformer([("keep", "passthrough", columns)], remainder="drop")
         return Pipeline([("select", select), ("model", HistGradientBoostingClassifier(
             learning_rate=0.05, max_iter=200, max_depth=3, min_samples_leaf=100, l2_regularization=1.0,
