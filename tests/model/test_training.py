@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,16 @@ from models.dataset import load_dataset
 from models.features import load_features
 from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict, recency_weights
 from pipelines.warehouse import connect
+
+
+def _traced_peak(call) -> int:
+    """Peak bytes allocated while `call` runs (numpy reports its buffers to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def _digest(values: np.ndarray) -> str:
@@ -227,8 +238,6 @@ def test_the_regression_fits_in_little_more_than_its_matrix():
     """The regression's pipeline computes what the textbook one computes (a median SimpleImputer over every
     column, a copying scaler), bit for bit, while its fit peaks below 3 × the feature matrix: the textbook
     imputer's masked and sorted copies took 5 ×, 2.5 GB beside a national 300,000-row sample."""
-    import tracemalloc
-
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -250,13 +259,8 @@ def test_the_regression_fits_in_little_more_than_its_matrix():
         ("scale", StandardScaler()),
         ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=1)),
     ]).fit(x, y)
-    tracemalloc.start()
-    try:
-        lean = make_estimator(LOGISTIC, keep, seed=1).fit(x, y)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 3 * x.nbytes
+    lean = make_estimator(LOGISTIC, keep, seed=1)
+    assert _traced_peak(lambda: lean.fit(x, y)) < 3 * x.nbytes
     unseen = x[:5000].copy()
     np.testing.assert_array_equal(lean.predict_proba(unseen), textbook.predict_proba(unseen))
     np.testing.assert_array_equal(unseen, x[:5000])  # scaling in place never reaches the caller's matrix
@@ -267,8 +271,6 @@ def test_fitting_holds_one_float64_matrix_at_a_time(name, bound):
     """A fit peaks at a few times the float64 matrix of its sample (~0.5 GB at national scale): the probe's and
     the final model's matrices are built one after the other, and the trees' columns pass through as one copy.
     Measured here: 4.4 and 3.3 × (7.0 and 3.7 × when both matrices were alive and the columns copied twice)."""
-    import tracemalloc
-
     from models.training import sample_rows
 
     rng = np.random.default_rng(5)
@@ -278,10 +280,4 @@ def test_fitting_holds_one_float64_matrix_at_a_time(name, bound):
     frame["label"] = ((frame["f0"] > 1.5) & (rng.random(len(frame)) < 0.3)).astype(int)
     frame["observed"] = True
     matrix_bytes = len(sample_rows(frame, 1, cap=10_000)[0]) * len(features) * 8
-    tracemalloc.start()
-    try:
-        fit_calibrated(name, frame, features, seed=1, cap=10_000)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < bound * matrix_bytes
+    assert _traced_peak(lambda: fit_calibrated(name, frame, features, seed=1, cap=10_000)) < bound * matrix_bytes
