@@ -8,7 +8,7 @@ from model_fixtures import FIRST_MONDAY, iso_week, write_warehouse
 
 from indicators.registry import NAMES
 
-from models.backtest import choose_champion, main, make_folds
+from models.backtest import PREDICTION_KEYS, choose_champion, main, make_folds
 
 WEEKS = [iso_week(FIRST_MONDAY + timedelta(weeks=w)) for w in range(40)]
 
@@ -67,6 +67,8 @@ def test_main_writes_the_report_and_compares_with_truth(synthetic_frames, tmp_pa
     assert {"random", "coverage_ratio_only", "complaints_only", "rule_score"} <= set(overall.index)
     # The oracle ranks every positive first: per province-week min(positives, k) / k, k = max(5, ⌈1 % of n⌉).
     test_rows = pd.read_parquet(tmp_path / "out" / "backtest" / "predictions.parquet")
+    # the folds' blocks are held to the end of a national backtest: keys, label and scores, no feature
+    assert set(test_rows.columns) == {*PREDICTION_KEYS, "fold", *overall.index}
     groups = test_rows.groupby(["province_code", "week"])["label"].agg(["size", "sum"])
     k = groups["size"].map(lambda n: min(n, max(5, -(-n // 100))))
     ceiling = (groups["sum"].clip(upper=k) / k).mean()
