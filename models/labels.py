@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 HORIZON_WEEKS = 8
@@ -22,15 +24,24 @@ def data_as_of(con: duckdb.DuckDBPyConnection) -> date:
     return as_of
 
 
-def labels(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pd.DataFrame:
-    """One row per kept institution-week: `label` (0/1), `observed` (the 8-week horizon is over at `as_of`).
+def label_table(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pa.Table:
+    """One row per kept institution-week, sorted by week and institution: `institution_id, week`, `label` (0/1),
+    `observed` (the 8-week horizon is over at `as_of`). Rows from the closure week on, and the last week before
+    an abnormal closure, are absent.
 
-    Rows from the closure week on, and the last week before an abnormal closure, are absent.
-    """
+    As Arrow: a national history's 9M rows peak at 1.4 GB so, at 2.5 GB through `.df()`. DuckDB warns that an
+    `execute` result turns into Arrow through one extra copy; `sql` would not, but it refuses to run beside an
+    unfinished result, and a cursor has its own session (the UTC time zone, where the weeks need Shanghai's)."""
     sql = (SQL_DIR / "labels.sql").read_text(encoding="utf-8")
-    frame = con.execute(sql, {"as_of": as_of or data_as_of(con)}).df()
-    frame["observed"] = frame["observed"].astype(bool)
-    return frame
+    result = con.execute(sql, {"as_of": as_of or data_as_of(con)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result makes an extra copy")
+        return result.to_arrow_table()
+
+
+def labels(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pd.DataFrame:
+    """`label_table` as a frame."""
+    return label_table(con, as_of).to_pandas()
 
 
 def abnormal_closures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -22,7 +22,8 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import MART, READ_WEEKS, indicator_columns, load_features, load_mart, week_chunks
+from models.features import (MART, READ_WEEKS, indicator_columns, load_features, load_mart, release_arrow_memory,
+                             week_chunks)
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 from tutorwatch.settings import duckdb_memory_limit
@@ -348,6 +349,7 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
     rows = 0
     for chunk in week_chunks(con, weeks):
         rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all)
+        release_arrow_memory()
         if progress:
             progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
                      f"weeks, {rows:,} rows)")

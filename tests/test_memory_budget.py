@@ -80,3 +80,28 @@ def test_training_lends_duckdbs_cache_to_the_fits_and_takes_it_back(tmp_path, mo
         assert cached > 4 * 10**6 >= held
     finally:
         con.close()
+
+
+def test_a_frame_read_from_parquet_leaves_no_more_than_itself_resident(tmp_path, fresh_python):
+    """Arrow's allocator keeps the pages it freed: reading the backtest's national test block (0.56 GB) as a
+    frame left 2.3 GB resident through the fits that followed. `frame_of` converts column by column and hands
+    back what the conversion freed."""
+    printed = fresh_python(
+        "import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq\n"
+        "from models.dataset import frame_of\n"
+        "def resident(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        f"path = {str(tmp_path / 'block.parquet')!r}\n"
+        "rng = np.random.default_rng(0)\n"
+        "n = 1_000_000\n"
+        "columns = {'institution_id': pa.array([f'9111{i:014d}' for i in range(n)]),\n"
+        "           **{f'f{j}': pa.array(rng.random(n, dtype=np.float32)) for j in range(40)}}\n"
+        "pq.write_table(pa.table(columns), path, row_group_size=250_000)\n"
+        "del columns\n"
+        "pa.default_memory_pool().release_unused()\n"
+        "before = resident()\n"
+        "frame = frame_of(pq.read_table(path))\n"
+        "print(frame.memory_usage(deep=True).sum() // 2**20, (resident() - before) // 2**20)\n",
+        timeout=120)
+    size, grown = map(int, printed.split())
+    assert size > 150  # MiB
+    assert grown < 1.5 * size

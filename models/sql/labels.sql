@@ -3,7 +3,8 @@
 -- before the closure, when warning is too late). Weeks from the closure week on are dropped, and so is the
 -- last week before an abnormal closure. `observed` is false while the week's 8-week horizon is not over at
 -- $as_of: a negative may still turn positive, so the whole week is left out of training and evaluation
--- (keeping only its known positives would inflate the base rate and precision).
+-- (keeping only its known positives would inflate the base rate and precision). Only the keys, the label and
+-- `observed` come out: at national this is one row per institution-week (9M), and every column costs.
 with closing_filings as (
     select
         institution_id,
@@ -54,10 +55,6 @@ labelled as (
     select
         institution_id,
         week,
-        week_start,
-        week_end,
-        closure_date,
-        closure_reason,
         coalesce(is_abnormal and weeks_ahead <= 8, false)::int as label,
         week_end + interval 56 day <= $as_of::date as observed
     from kept
