@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 
 import duckdb
@@ -33,6 +33,8 @@ ALL_SCORES_TABLE = "marts.model_scores_all"
 RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
 RETRAIN_EVERY_WEEKS = 4  # retrain once labels have matured this many weeks past the model's training data
 SCORED_AT = "_scored_at"
+LOADING_SHARE = 0.25  # of the budget, DuckDB's while the dataset is featured: its cache of the mart grew to its
+# whole share (2.4 GB) beside the labelled rows; with 1 GB a national chunk peaked 0.6-1.1 GB lower, as fast
 EXPLAIN_TOP = 25  # tree explanations for the listable rows and for this many more at the top of each province-week
 
 
@@ -98,8 +100,8 @@ def _backtest_summary(bt: BacktestResult) -> dict:
 
 @contextmanager
 def _duckdb_cache_released(con: duckdb.DuckDBPyConnection, keep: str = "256MB") -> Iterator[None]:
-    """DuckDB's memory limit lowered to `keep` while Python alone works: its buffer pool keeps the blocks the
-    dataset's queries read (724 MiB at national after `load_dataset`; the process was 0.94 GiB smaller once
+    """DuckDB's memory limit lowered to `keep` while Python holds the large frames: its buffer pool keeps the
+    blocks its queries read (724 MiB at national after `load_dataset`; the process was 0.94 GiB smaller once
     they were evicted), memory the fits need more. Then back to the warehouse's share of the budget."""
     try:
         con.execute(f"SET memory_limit = '{keep}'")
@@ -125,7 +127,9 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         pointer = registry.current(out) or {}
         return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
     say(f"model: training ({reason}); loading the dataset")
-    ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
+    loading = duckdb_memory_limit(LOADING_SHARE)
+    with _duckdb_cache_released(con, loading) if loading else nullcontext():
+        ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
     if blocker := ds.training_blocker():
         return _skip(con, out, blocker)
     say(f"model: dataset of {len(ds.labelled):,} sampled rows, {len(ds.features)} features; backtest next")

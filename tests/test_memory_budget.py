@@ -105,3 +105,26 @@ def test_a_frame_read_from_parquet_leaves_no_more_than_itself_resident(tmp_path,
     size, grown = map(int, printed.split())
     assert size > 150  # MiB
     assert grown < 1.5 * size
+
+
+def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypatch):
+    """Training holds the labelled rows while DuckDB features the mart chunk by chunk: DuckDB gets a quarter of
+    the budget meanwhile, and its share back afterwards, also when loading fails."""
+    from models import scoring
+
+    seen = []
+
+    def load_dataset(con, **_):
+        seen.append(duckdb_limit_bytes(con))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setenv(settings.ENV_MEMORY_LIMIT, "4GB")
+    monkeypatch.setattr(scoring, "load_dataset", load_dataset)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        with pytest.raises(RuntimeError, match="stop here"):
+            scoring.train_risk_model(con, tmp_path / "out")
+        assert seen == [pytest.approx(4 * 10**9 * scoring.LOADING_SHARE, rel=0.05)]
+        assert duckdb_limit_bytes(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
+    finally:
+        con.close()

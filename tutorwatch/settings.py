@@ -75,8 +75,8 @@ def memory_limit() -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def duckdb_memory_limit() -> str | None:
+def duckdb_memory_limit(share: float = DUCKDB_MEMORY_SHARE) -> str | None:
     """DuckDB's share of the budget: its buffer pool is capped, the Python side of the same process is not,
     so handing DuckDB the whole budget let a 4 GB run peak near 8 GB."""
     budget = memory_limit()
-    return None if budget is None else f"{int(budget * DUCKDB_MEMORY_SHARE) // 10**6}MB"
+    return None if budget is None else f"{int(budget * share) // 10**6}MB"
