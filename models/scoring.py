@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.compute import changed_at, exists
-from indicators.rules import HARD_RULES, MODEL_CUTOFFS
+from indicators.rules import HARD_RULES, MODEL_CUTOFFS, first_listed_week
 from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
@@ -185,22 +185,27 @@ def load_backtest(out, model_version: str) -> BacktestResult:
     )
 
 
-def explain_mask(frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+def explain_mask(frame: pd.DataFrame, scores: np.ndarray, listed_from: str | None = None) -> np.ndarray:
     """The rows whose reasons someone reads: every row the warning list can take under the default cut-offs (a
     score at the yellow cut-off or above, or a hard rule broken: most listed rows at national scale, whatever
-    their score) and the `EXPLAIN_TOP` highest scores of each province-week (the dashboards' leaders)."""
+    their score) and the `EXPLAIN_TOP` highest scores of each province-week (the dashboards' leaders).
+
+    Weeks before `listed_from` (`first_listed_week`) list nobody: there only the top is explained. In the national
+    bench data's first chunk, before the feeds begin, the rule would otherwise take 415,789 of 419,478 rows."""
     listable = scores >= MODEL_CUTOFFS.yellow
     for rule in HARD_RULES:
         if rule.indicator in frame:
             values = frame[rule.indicator].to_numpy(dtype="float64")  # missing breaks no rule, as in the SQL
             listable |= (values < rule.threshold) if rule.op == "<" else (values > rule.threshold)
+    if listed_from is not None:
+        listable &= (frame["week"] >= listed_from).to_numpy()
     ranked = metrics.top_k(frame[["institution_id", "week", "province_code"]].assign(score=scores),
                            k_fn=lambda n: min(n, EXPLAIN_TOP))
     return listable | ranked["in_top_k"].to_numpy()
 
 
-def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators: dict, explain_all: bool = False
-                ) -> pd.DataFrame:
+def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators: dict, explain_all: bool = False,
+                listed_from: str | None = None) -> pd.DataFrame:
     """Scores of every row by champion and challenger; champion contributions for the rows that can be listed.
 
     Tree explanations cost time, so for gradient boosting only the rows of `explain_mask` are explained unless
@@ -212,7 +217,7 @@ def score_frame(frame: pd.DataFrame, model_version: str, meta: dict, estimators:
     if explain_all or champion == LOGISTIC:
         mask = np.ones(len(frame), dtype=bool)
     else:
-        mask = explain_mask(frame, scores[champion])
+        mask = explain_mask(frame, scores[champion], listed_from)
     contributions = np.full(len(frame), "[]", dtype=object)
     contributions[mask] = contributions_json(estimators[champion], frame[mask], features, indicators)
     rows = []
@@ -318,7 +323,8 @@ def _score_chunk(con: duckdb.DuckDBPyConnection, chunk: list[str], version: str,
     else:
         frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
                                     _stale_provinces(chunk, cells))
-        scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all)
+        scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all,
+                             first_listed_week(con))
     _replace_rows(con, chunk, scored)
     return int(scored["role"].isin(["champion", "fallback"]).sum())
 

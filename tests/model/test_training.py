@@ -207,6 +207,9 @@ def test_tree_reasons_cover_every_row_the_list_can_take():
     explained = set(np.flatnonzero(explain_mask(frame, scores)))
     # the yellow score ranks first, so the top holds it and the first EXPLAIN_TOP - 1 of the others
     assert explained == {*range(EXPLAIN_TOP - 1), n - 3, n - 1}
+    # a week before the first listed week lists nobody: only its top is explained
+    assert set(np.flatnonzero(explain_mask(frame, scores, listed_from="2026-W10"))) == explained
+    assert set(np.flatnonzero(explain_mask(frame, scores, listed_from="2026-W11"))) == {*range(EXPLAIN_TOP - 1), n - 3}
 
 
 def test_explaining_keeps_no_frame_alive(fresh_python):
