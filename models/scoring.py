@@ -313,7 +313,8 @@ def _stale_rows(frame: pd.DataFrame, chunk: list[str], cells: dict[str, tuple[li
 
 
 def _score_chunk(con: duckdb.DuckDBPyConnection, chunk: list[str], version: str, meta: dict | None,
-                 estimators: dict, cells: dict[str, tuple[list[str], bool]], explain_all: bool) -> int:
+                 estimators: dict, cells: dict[str, tuple[list[str], bool]], explain_all: bool,
+                 listed_from: str | None) -> int:
     """Score and store the stale rows of one chunk of weeks; returns how many were scored. A function of its own
     so that a chunk's frames are freed before the next chunk loads (in the loop they lived until the next
     chunk's replaced them)."""
@@ -324,7 +325,7 @@ def _score_chunk(con: duckdb.DuckDBPyConnection, chunk: list[str], version: str,
         frame, _, _ = load_features(con, metrics.week_monday(chunk[0]), metrics.week_monday(chunk[-1]),
                                     _stale_provinces(chunk, cells))
         scored = score_frame(frame[_stale_rows(frame, chunk, cells)], version, meta, estimators, explain_all,
-                             first_listed_week(con))
+                             listed_from)
     _replace_rows(con, chunk, scored)
     return int(scored["role"].isin(["champion", "fallback"]).sum())
 
@@ -356,9 +357,9 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         weeks = weeks_to_score(con, version, "", read_weeks=0)
         cells = {}
     _drop_orphans(con, weeks)
-    rows = 0
+    rows, listed_from = 0, first_listed_week(con)
     for chunk in week_chunks(con, weeks):
-        rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all)
+        rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all, listed_from)
         release_arrow_memory()
         if progress:
             progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
