@@ -39,11 +39,6 @@ def label_table(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pa
         return result.to_arrow_table()
 
 
-def labels(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pd.DataFrame:
-    """`label_table` as a frame."""
-    return label_table(con, as_of).to_pandas()
-
-
 def abnormal_closures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """`institution_id, closure_date` of every institution whose first closure filing is abnormal."""
     return con.execute(

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from models.labels import abnormal_closures, labels
+from models.labels import abnormal_closures, label_table
 from pipelines.warehouse import connect
 from model_fixtures import FIRST_MONDAY, filing, iso_week, mart_row, write_warehouse
 
@@ -30,7 +30,7 @@ def build(tmp_path):
 def test_labels_follow_the_filings(tmp_path):
     path, mondays = build(tmp_path)
     con = connect(path)
-    got = labels(con, as_of=date(2026, 3, 30))
+    got = label_table(con, as_of=date(2026, 3, 30)).to_pandas()
     by_key = {(r.institution_id, r.week): (r.label, r.observed) for r in got.itertuples()}
     week = [iso_week(m) for m in mondays]
 
@@ -47,7 +47,7 @@ def test_labels_follow_the_filings(tmp_path):
 
 def test_unfinished_horizon_is_not_observed(tmp_path):
     path, mondays = build(tmp_path)
-    got = labels(connect(path), as_of=date(2026, 3, 30))
+    got = label_table(connect(path), as_of=date(2026, 3, 30)).to_pandas()
     healthy = got[got["institution_id"] == HEALTHY].set_index("week")["observed"]
     # week_end + 56 days ≤ 2026-03-30 holds for week ends up to 2026-02-02, i.e. W02 … W05 (index 0..3).
     assert healthy.tolist() == [True] * 4 + [False] * 8

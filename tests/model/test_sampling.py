@@ -8,7 +8,7 @@ import pytest
 from models.dataset import load_dataset
 from models.features import load_features
 from models.metrics import week_monday
-from models.labels import labels
+from models.labels import label_table
 from models.training import LOGISTIC, fit_calibrated, predict, sample_rows
 from pipelines.warehouse import connect
 
@@ -40,7 +40,7 @@ def test_unobserved_rows_and_other_weeks_are_never_sampled():
 
 def test_the_dataset_samples_negatives_at_one_rate_and_keeps_the_test_weeks_whole_on_disk(synthetic_warehouse):
     con = connect(synthetic_warehouse)
-    every = labels(con)
+    every = label_table(con).to_pandas()
     ds = load_dataset(con, whole_weeks=4, negatives=500)
     observed_weeks = sorted(every.loc[every["observed"], "week"].unique())
     kept = ds.labelled
