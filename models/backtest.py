@@ -79,8 +79,7 @@ def closures_in_scope(closures: pd.DataFrame, test_weeks: tuple[str, ...] | list
     if closures.empty:
         return closures
     first, last = (pd.Timestamp(metrics.week_monday(w)) for w in (min(test_weeks), max(test_weeks)))
-    day = pd.to_datetime(closures["closure_date"])
-    monday = day - pd.to_timedelta(day.dt.weekday, unit="D")
+    monday = metrics.mondays(closures["closure_date"])
     low, high = metrics.RECALL_WINDOW
     scope = (monday - pd.Timedelta(weeks=high) <= last) & (monday - pd.Timedelta(weeks=low) >= first)
     return closures[scope.to_numpy()]

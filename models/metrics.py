@@ -37,12 +37,16 @@ def week_monday(week: str) -> date:
     return date.fromisocalendar(int(year), int(number), 1)
 
 
+def mondays(dates: pd.Series) -> pd.Series:
+    """The Monday that starts each date's ISO week."""
+    day = pd.to_datetime(dates).dt.normalize()
+    return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+
+
 def weeks_before(weeks: pd.Series, dates: pd.Series) -> pd.Series:
     """Whole ISO weeks from each week in `weeks` to the week holding the matching date in `dates`."""
     start = pd.to_datetime(weeks.map(week_monday))
-    day = pd.to_datetime(dates).dt.normalize()
-    end = day - pd.to_timedelta(day.dt.weekday, unit="D")
-    return (end - start).dt.days // 7
+    return (mondays(dates) - start).dt.days // 7
 
 
 def top_k(
