@@ -13,8 +13,11 @@ from pathlib import Path
 
 import skops.io as sio
 
+from models.training import OWN_STEPS
+
 CURRENT = "current.json"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.")
+TRUSTED_STEPS = {f"{step.__module__}.{step.__qualname__}" for step in OWN_STEPS}
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "duckdb", "skops", "shap")
 
 
@@ -54,12 +57,13 @@ def metadata(out: Path, model_version: str) -> dict:
 
 
 def load_estimator(out: Path, model_version: str, name: str):
-    """Load one saved model, trusting only scikit-learn and numpy types (what training writes)."""
+    """Load one saved model, trusting only scikit-learn and numpy types and the pipeline steps of
+    `models.training` (what training writes)."""
     path = models_dir(out) / model_version / f"{name}.skops"
     untrusted = sio.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_STEPS]
     if unexpected:
-        raise ValueError(f"{path} holds types outside scikit-learn/numpy: {unexpected}")
+        raise ValueError(f"{path} holds types outside scikit-learn, numpy and models.training's steps: {unexpected}")
     return sio.load(path, trusted=untrusted)
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
@@ -32,6 +32,7 @@ MIN_POSITIVES_PER_BLOCK = 2
 MAX_FIT_NEGATIVES = 300_000  # negatives kept for training (sampled at one rate; weights undo the skew)
 PREDICT_ROWS = 100_000
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
+ORDER = "C"
 IMPUTED_TOGETHER = 16  # columns per median imputer: 1 costs ~1 s per 100,000 predicted rows; all, 4–5 × the matrix
 RECENCY_WEEKS = 26  # a training week's weight is e^(−its age in weeks / 26): last half-year's closures lead
 
@@ -45,6 +46,74 @@ class TooFewPositives(ValueError):
     """The weeks given hold too few abnormal closures to fit and calibrate a model."""
 
 
+class Columns(TransformerMixin, BaseEstimator):
+    """The trees' select step: the kept columns, a view of the matrix when they are adjacent (a slice).
+    ColumnTransformer copies even a passthrough: one more float64 matrix beside a national fit (~0.5 GB)."""
+
+    def __init__(self, columns: slice | list[int]):
+        self.columns = columns
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        return X[:, self.columns]
+
+
+class Medians(TransformerMixin, BaseEstimator):
+    """The regression's select step: the kept columns, missing values replaced by each column's median.
+
+    One SimpleImputer per `IMPUTED_TOGETHER` columns (its median takes masked and sorted copies of all the
+    columns it is given: 4–5 × their size), each written into one output array: a ColumnTransformer of the
+    same imputers holds every block's output and then stacks them, 2 × the float64 matrix at once."""
+
+    def __init__(self, columns: list[int]):
+        self.columns = columns
+
+    def _blocks(self) -> list[list[int]]:
+        return [self.columns[i:i + IMPUTED_TOGETHER] for i in range(0, len(self.columns), IMPUTED_TOGETHER)]
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        self.imputers_ = [SimpleImputer(strategy="median").fit(X[:, block]) for block in self._blocks()]
+        # a column with no value in the fitted rows is dropped by its imputer, in fit and transform alike
+        self.widths_ = [len(imputer.get_feature_names_out()) for imputer in self.imputers_]
+        return self
+
+    def transform(self, X):
+        out = np.empty((len(X), sum(self.widths_)), order=ORDER)
+        ends = np.cumsum(self.widths_)
+        for block, imputer, end, width in zip(self._blocks(), self.imputers_, ends, self.widths_):
+            out[:, end - width:end] = imputer.transform(X[:, block])
+        return out
+
+
+class BlockScaler(StandardScaler):
+    """StandardScaler fitted `IMPUTED_TOGETHER` columns at a time, scaling in place: fitted whole, it takes a
+    float64 temporary of its input's size (~0.5 GB beside a national fit). The means and variances are the same
+    numbers: a Fortran-ordered input (what `Medians` writes) is reduced column by column either way."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        parts = [StandardScaler(copy=False).fit(np.asfortranarray(X[:, i:i + IMPUTED_TOGETHER]), sample_weight=sample_weight)
+                 for i in range(0, X.shape[1], IMPUTED_TOGETHER)]
+        self.n_features_in_ = X.shape[1]
+        seen = [np.broadcast_to(part.n_samples_seen_, part.mean_.shape) for part in parts]
+        self.n_samples_seen_ = parts[0].n_samples_seen_ if all(np.ndim(p.n_samples_seen_) == 0 for p in parts) \
+            else np.concatenate(seen)
+        for attribute in ("mean_", "var_", "scale_"):
+            setattr(self, attribute, np.concatenate([getattr(part, attribute) for part in parts]))
+        return self
+
+
+def arcsinh_in_place(x: np.ndarray) -> np.ndarray:
+    """The regression's compression, written over its input: the select step's output, the pipeline's own copy."""
+    return np.arcsinh(x, out=x)
+
+
+OWN_STEPS = (Columns, Medians, BlockScaler, arcsinh_in_place)  # what a saved model may hold besides sklearn's
+
+
 def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
     """An unfitted candidate reading the feature columns `keep` (those with any value in its training rows).
 
@@ -53,24 +122,17 @@ def make_estimator(name: str, keep: list[int], seed: int = SEED) -> Pipeline:
     closures on the demo data (AP 0.10 → 0.32 and 0.01 → 0.06 on two folds with depth 3).
     """
     if name == LOGISTIC:
-        # the medians taken `IMPUTED_TOGETHER` columns at a time: SimpleImputer's median takes masked and sorted
-        # copies of all the columns it is given (4–5 times their size); the medians are the same numbers
-        blocks = [keep[i:i + IMPUTED_TOGETHER] for i in range(0, len(keep), IMPUTED_TOGETHER)]
         return Pipeline([
-            ("select", ColumnTransformer([(f"median_{b[0]}", SimpleImputer(strategy="median"), b) for b in blocks],
-                                         remainder="drop")),
-            ("compress", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
-            ("scale", StandardScaler(copy=False)),  # scales the arcsinh values in place: they are its own copy
+            ("select", Medians(keep)),
+            ("compress", FunctionTransformer(arcsinh_in_place, feature_names_out="one-to-one")),
+            ("scale", BlockScaler(copy=False)),  # in place too: the select step's output is the pipeline's copy
             ("model", LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000, random_state=seed)),
         ])
     if name == BOOSTING:
-        # a slice of adjacent columns is passed through as one copy; a list of columns is taken and then stacked
-        columns = slice(keep[0], keep[-1] + 1) if keep and keep == list(range(keep[0], keep[-1] + 1)) else keep
-        select = ColumnTransformer([("keep", "passthrough", columns)], remainder="drop")
-        return Pipeline([("select", select), ("model", HistGradientBoostingClassifier(
-            learning_rate=0.05, max_iter=200, max_depth=3, min_samples_leaf=100, l2_regularization=1.0,
-            early_stopping=False, random_state=seed,
-        ))])
+        adjacent = keep and keep == list(range(keep[0], keep[-1] + 1))
+        trees = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=200, max_depth=3, min_samples_leaf=100,
+                                               l2_regularization=1.0, early_stopping=False, random_state=seed)
+        return Pipeline([("select", Columns(slice(keep[0], keep[-1] + 1) if adjacent else keep)), ("model", trees)])
     raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
 
 
@@ -83,6 +145,9 @@ def kept_columns(pipeline: Pipeline) -> list[int]:
     """Indices of the features the pipeline reads, in the order its `select` step outputs them."""
     select = pipeline["select"]
     every = np.arange(select.n_features_in_)
+    if isinstance(select, (Columns, Medians)):
+        return [int(j) for j in every[select.columns]]
+    # models pickled by earlier versions (kept in registries) select through a ColumnTransformer
     return [int(j) for name, _, columns in select.transformers_ if name != "remainder" for j in every[columns]]
 
 
