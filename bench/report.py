@@ -89,8 +89,13 @@ def section(f: dict) -> str:
     if inc and inc["ok"]:
         lines.append(f"- incremental run {inc['seconds']:.0f} s (target ≤ 60 s: "
                      f"{'met' if inc['seconds'] <= 60 else 'missed'})")
+    for key, failure in f.get("failed", {}).items():
+        earlier = f.get("commits", {}).get(key)
+        lines.append(f"- the latest {key} run (code {', '.join(failure['commits'])}) failed after "
+                     f"{failure['seconds']:,.0f} s (peak {failure['peak_mb']:,.0f} MiB); the figures above are the "
+                     f"earlier run's" + (f" (code {', '.join(earlier)})" if earlier else ""))
     for key, commits in f.get("commits", {}).items():
-        if len(commits) > 1 and key != f.get("interrupted"):
+        if len(commits) > 1:  # only finished runs: an unfinished one's parts are under `attempts`
             lines.append(f"- {key} ran in {len(commits)} parts, each resuming the killed one (code "
                          f"{', '.join(commits)}): its time is the sum of the parts' (`python -m bench --resume`)")
     lines.append("")

@@ -75,6 +75,19 @@ def timed(name: str, step: str, folder: Path, env: dict[str, str], source: Path 
     return result
 
 
+def record(figures: dict, timing: Timing, commits: list[str]) -> None:
+    """Put a measurement into the figures, with the commits of its parts. A failed one does not replace an
+    earlier success of the same step (a national rerun that ran out of disk after 33 min would have wiped a
+    75-minute measurement): it is kept under `failed` and reported beside the earlier figures."""
+    failed = figures.setdefault("failed", {})
+    if timing.ok or not figures.get(timing.name, {}).get("ok"):
+        figures[timing.name] = asdict(timing)
+        figures.setdefault("commits", {})[timing.name] = commits
+        failed.pop(timing.name, None)
+    else:
+        failed[timing.name] = asdict(timing) | {"commits": commits}
+
+
 def _deliveries(landing: Path) -> dict[Path, str]:
     """Every delivery file (and manifest) of the landing with the ISO week of its delivery date."""
     pattern = re.compile(FILE_NAME_PATTERN)
@@ -138,8 +151,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         limit = {"TUTORWATCH_MEMORY_LIMIT": memory_limit} if memory_limit else {}
         return keep(timed(name, step, folder, env | limit, source, address_space, **options))
 
-    def keep(timing: Timing) -> Timing:
-        figures[timing.name] = asdict(timing)
+    def keep(timing: Timing, commits: list[str] | None = None) -> Timing:
+        record(figures, timing, commits or [figures["commit"]])
         save()
         return timing
 
@@ -153,8 +166,8 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
         of starting again, and then counts the time and sampled peak of all its parts."""
         again = name == interrupted
         figures["interrupted"] = name
-        commits = figures.setdefault("commits", {})
-        commits[name] = (commits.get(name, []) if again else []) + [figures["commit"]]
+        attempts = figures.setdefault("attempts", {})  # the commits of an unfinished run's parts
+        attempts[name] = (attempts.get(name, []) if again else []) + [figures["commit"]]
         save()  # before the run: a killed run leaves no other trace in the figures
         timing = timed(name, "pipeline", folder, env, source, landing=landing, out=out, resume=again or None)
         if timing.ok and len(timing.figures["parts"]) > 1:
@@ -162,7 +175,7 @@ def bench(scale: str, cache: Path, institutions: int | None, weeks: int | None, 
             timing.peak_mb = max(timing.peak_mb, timing.figures["killed_peak_mb"])
         if timing.ok:  # a failed one can be resumed too, once its cause is fixed
             del figures["interrupted"]
-        keep(timing)
+        keep(timing, attempts.pop(name) if timing.ok else attempts[name])
 
     landing = folder / "landing"
     if not landing.is_dir():

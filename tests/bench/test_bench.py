@@ -185,6 +185,28 @@ def test_results_report_ratios_and_stages(tmp_path):
     assert "| publication | 10.0 | 700 | 1.0 | 3.0 | 400 | 0.3 |" in text
 
 
+def test_a_failed_rerun_keeps_the_earlier_figures_and_is_reported_beside_them(tmp_path):
+    """A rerun that fails (a national (a) out of disk after 33 min) does not wipe the earlier measurement; a
+    step that never succeeded shows its failure; the next success replaces both."""
+    from bench.run import Timing, record
+
+    figures = {"label": "tiny", "date": "today", "cpus": 2, "memory_limit": "4GB", "commit": "new0001"}
+    record(figures, Timing("pipeline", 4484.6, 7430.0, True, {"steps": {}}), ["old0001"])
+    record(figures, Timing("pipeline", 2004.1, 3772.0, False), ["new0001"])
+    record(figures, Timing("reference", 178.0, 3900.0, False), ["new0001"])
+    assert figures["pipeline"]["seconds"] == 4484.6 and figures["commits"]["pipeline"] == ["old0001"]
+    assert figures["reference"]["ok"] is False and "reference" not in figures["failed"]
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "figures.json").write_text(json.dumps(figures))
+    text = render(tmp_path)
+    assert "| (a) full pipeline, landing → published lists | 4,484.6 |" in text
+    assert ("- the latest pipeline run (code new0001) failed after 2,004 s (peak 3,772 MiB); the figures above "
+            "are the earlier run's (code old0001)") in text
+    assert "| (b) " in text and "failed after 178 s" in text
+    record(figures, Timing("pipeline", 4000.0, 4000.0, True, {"steps": {}}), ["new0001"])
+    assert figures["pipeline"]["seconds"] == 4000.0 and figures["failed"] == {}
+
+
 @pytest.mark.slow
 def test_a_pipeline_killed_and_resumed_is_timed_over_both_parts(tmp_path):
     """`bench.steps pipeline` killed while it merges the bank movements, then `--resume`d (how (a) at national
