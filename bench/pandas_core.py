@@ -19,7 +19,7 @@ PANDAS_CHUNK_ROWS = 10_000_000
 def _week(ts: pd.Series) -> pd.Series:
     """Monday of the ISO week (Asia/Shanghai) of each timestamp, as a naive date-time."""
     local = ts.dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize()
-    return local - pd.to_timedelta(local.dt.dayofweek, unit="D")
+    return local - pd.to_timedelta(local.dt.day_of_week, unit="D")
 
 
 def _read(parquet: Path, feed: str, columns: list[str], ids: np.ndarray | None = None) -> pd.DataFrame:
