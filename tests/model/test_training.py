@@ -291,3 +291,23 @@ def test_fitting_holds_one_float64_matrix_at_a_time(name, bound):
     frame["observed"] = True
     matrix_bytes = len(sample_rows(frame, 1, cap=10_000)[0]) * len(features) * 8
     assert _traced_peak(lambda: fit_calibrated(name, frame, features, seed=1, cap=10_000)) < bound * matrix_bytes
+
+
+def test_models_saved_with_a_column_transformer_still_read_their_columns():
+    """Registries keep models trained before `Columns` and `Medians` (their select step a ColumnTransformer): the
+    explanations map their columns back as they map the new steps' columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    from models.training import kept_columns, make_estimator
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2_000, 6))
+    y = (x[:, 0] + rng.standard_normal(len(x)) > 1.5).astype(int)
+    for keep in ([1, 2, 3], [0, 2, 5]):
+        saved = Pipeline([("select", ColumnTransformer([("keep", "passthrough", keep)], remainder="drop")),
+                          ("model", HistGradientBoostingClassifier(max_iter=5))]).fit(x, y)
+        assert kept_columns(saved) == keep
+        for name in MODEL_NAMES:
+            assert kept_columns(make_estimator(name, keep).fit(x, y)) == keep
