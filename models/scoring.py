@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -135,6 +138,11 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     say(f"model: dataset of {len(ds.labelled):,} sampled rows, {len(ds.features)} features; backtest next")
     with _duckdb_cache_released(con):
         bt = run_backtest(ds, capacity, seed, progress=say)
+        # the folds' predictions (0.3 GB at national) wait on disk while the final models are fitted
+        registry.models_dir(out).mkdir(parents=True, exist_ok=True)
+        saved_backtest = tempfile.TemporaryDirectory(prefix=".backtest-", dir=registry.models_dir(out))
+        bt.save(Path(saved_backtest.name))
+        bt.predictions = pd.DataFrame()
         champion = bt.champion or LOGISTIC
         challenger = next(n for n in MODEL_NAMES if n != champion)
         say(f"model: fitting the final {champion} (champion) and {challenger} on every labelled week")
@@ -166,7 +174,8 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         },
     }
     folder = registry.save(out, model_version, {n: f[0] for n, f in fitted.items()}, meta, registry.model_card(meta))
-    bt.save(folder / "backtest")
+    with saved_backtest:
+        shutil.copytree(saved_backtest.name, folder / "backtest", dirs_exist_ok=True)
     return {"trained": True, "reason": reason, **meta}
 
 

@@ -231,13 +231,14 @@ def fit_calibrated(name: str, frame: pd.DataFrame, features: list[str], seed: in
     split = split_weeks(rows)
     fit = rows["week"].isin(split.fit_weeks).to_numpy()
     keep = [j for j, read in enumerate(np.isfinite(rows[features]).any().to_numpy()) if read]
-    y = rows["label"].to_numpy()
+    y, recency = rows["label"].to_numpy(), recency_weights(rows["week"])
     with threads_for(len(rows)):  # each fit's float64 matrix is built for it alone, and freed after it
         probe = make_estimator(name, keep, seed).fit(
             matrix(rows[fit], features), y[fit], model__sample_weight=recency_weights(rows["week"][fit]))
         calibrated = _calibrated(probe, rows[~fit], weights[~fit], features)
-        model = FrozenEstimator(make_estimator(name, keep, seed).fit(
-            matrix(rows, features), y, model__sample_weight=recency_weights(rows["week"])))
+        x = matrix(rows, features)
+        del rows  # the sample's float32 features are not held through the final fit (half its matrix)
+        model = FrozenEstimator(make_estimator(name, keep, seed).fit(x, y, model__sample_weight=recency))
     calibrated.estimator = calibrated.calibrated_classifiers_[0].estimator = model
     return calibrated, split
 
