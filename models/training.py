@@ -32,7 +32,6 @@ MIN_POSITIVES_PER_BLOCK = 2
 MAX_FIT_NEGATIVES = 300_000  # negatives kept for training (sampled at one rate; weights undo the skew)
 PREDICT_ROWS = 100_000
 PARALLEL_ROWS = 200_000  # below this, OpenMP threads cost more than they save on a shared machine
-ORDER = "C"
 IMPUTED_TOGETHER = 16  # columns per median imputer: 1 costs ~1 s per 100,000 predicted rows; all, 4–5 × the matrix
 RECENCY_WEEKS = 26  # a training week's weight is e^(−its age in weeks / 26): last half-year's closures lead
 
@@ -65,8 +64,9 @@ class Medians(TransformerMixin, BaseEstimator):
     """The regression's select step: the kept columns, missing values replaced by each column's median.
 
     One SimpleImputer per `IMPUTED_TOGETHER` columns (its median takes masked and sorted copies of all the
-    columns it is given: 4–5 × their size), each written into one output array: a ColumnTransformer of the
-    same imputers holds every block's output and then stacks them, 2 × the float64 matrix at once."""
+    columns it is given: 4–5 × their size), each written into one C-ordered output, the order the regression
+    reads: a ColumnTransformer of the same imputers held every block's output and then stacked them (2 × the
+    float64 matrix at once), Fortran-ordered, which the regression copied once more."""
 
     def __init__(self, columns: list[int]):
         self.columns = columns
@@ -82,7 +82,7 @@ class Medians(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        out = np.empty((len(X), sum(self.widths_)), order=ORDER)
+        out = np.empty((len(X), sum(self.widths_)))
         ends = np.cumsum(self.widths_)
         for block, imputer, end, width in zip(self._blocks(), self.imputers_, ends, self.widths_):
             out[:, end - width:end] = imputer.transform(X[:, block])
@@ -90,17 +90,19 @@ class Medians(TransformerMixin, BaseEstimator):
 
 
 class BlockScaler(StandardScaler):
-    """StandardScaler fitted `IMPUTED_TOGETHER` columns at a time, scaling in place: fitted whole, it takes a
-    float64 temporary of its input's size (~0.5 GB beside a national fit). The means and variances are the same
-    numbers: a Fortran-ordered input (what `Medians` writes) is reduced column by column either way."""
+    """StandardScaler fitted `IMPUTED_TOGETHER` columns at a time (it scales in place, `copy=False`): fitted
+    whole, it takes a float64 temporary of its input's size (~0.5 GB beside a national fit). Each block is fitted
+    on a Fortran-ordered copy of its columns, reduced column by column as the whole fit reduced the
+    ColumnTransformer's Fortran-ordered output: the same means and variances, bit for bit."""
 
     def fit(self, X, y=None, sample_weight=None):
-        parts = [StandardScaler(copy=False).fit(np.asfortranarray(X[:, i:i + IMPUTED_TOGETHER]), sample_weight=sample_weight)
+        parts = [StandardScaler(copy=False).fit(np.asfortranarray(X[:, i:i + IMPUTED_TOGETHER]),
+                                                sample_weight=sample_weight)
                  for i in range(0, X.shape[1], IMPUTED_TOGETHER)]
         self.n_features_in_ = X.shape[1]
-        seen = [np.broadcast_to(part.n_samples_seen_, part.mean_.shape) for part in parts]
-        self.n_samples_seen_ = parts[0].n_samples_seen_ if all(np.ndim(p.n_samples_seen_) == 0 for p in parts) \
-            else np.concatenate(seen)
+        counts = [np.broadcast_to(part.n_samples_seen_, part.mean_.shape) for part in parts]  # per column with NaNs
+        self.n_samples_seen_ = (np.concatenate(counts) if any(np.ndim(part.n_samples_seen_) for part in parts)
+                                else parts[0].n_samples_seen_)
         for attribute in ("mean_", "var_", "scale_"):
             setattr(self, attribute, np.concatenate([getattr(part, attribute) for part in parts]))
         return self
