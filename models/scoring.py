@@ -149,6 +149,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         try:
             fitted = {name: fit_calibrated(name, ds.labelled, ds.features, seed) for name in MODEL_NAMES}
         except TooFewPositives as exc:
+            saved_backtest.cleanup()
             return _skip(con, out, f"training skipped: {exc}; scores come from the transparent rule score")
     observed = ds.labelled["observed"].to_numpy(bool)
     train_rows = ds.labelled.loc[observed, ["institution_id", "week", "label", *ds.indicators]]

@@ -43,6 +43,7 @@ def test_too_few_closures_falls_back_to_the_rule_score(tmp_path):
     meta = train_risk_model(con, tmp_path / "out")
     assert meta["trained"] is False and "training skipped" in meta["reason"]
     assert registry.current(tmp_path / "out")["trained"] is False
+    assert not list(registry.models_dir(tmp_path / "out").glob(".backtest-*"))  # nothing left behind
     outcome = score_institution_weeks(con, tmp_path / "out")
     assert outcome["source"] == "rule_score" and outcome["rows"] == 8
     scores = con.execute("""select institution_id, min(score), max(score), any_value(model_name),
