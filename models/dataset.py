@@ -50,8 +50,10 @@ class Dataset:
         merged = rows[["institution_id", "week"]].merge(self.rules, on=["institution_id", "week"], how="left")
         scores = merged["score"].fillna(0.0).to_numpy()
         del merged
-        release_arrow_memory()  # the merge's string keys pass through Arrow's pool, which keeps what it frees:
-        return scores  # ~120 MB at national, under the next fold's fits, which numpy allocates elsewhere
+        # the merge's string keys pass through Arrow's pool, which keeps what it frees: ~120 MB at national, under
+        # the next fold's fits, which numpy allocates elsewhere
+        release_arrow_memory()
+        return scores
 
     def training_blocker(self) -> str | None:
         """Why no model can be trained on this history, or None when it can."""
