@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models import rule_score
-from models.features import DTYPE, MART, load_features, release_arrow_memory, week_chunks, week_range
+from models.features import DTYPE, MART, load_features, release_arrow_memory, release_mapped, week_chunks, week_range
 from models.labels import abnormal_closures, label_table
 from models.metrics import week_monday
 from models.training import SEED
@@ -27,21 +27,24 @@ PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept in the labelled rows (a provin
 
 @dataclass
 class Dataset:
-    labelled: pd.DataFrame  # labelled mart rows (negatives sampled), features, `label`, `observed`, `weight`
+    labelled: pd.DataFrame  # labelled mart rows (negatives sampled), features, `label`, `observed`, `weight`;
+    # the derived features map a file (`_featured`), so every reader calls `release_mapped` once done with them
     indicators: list[str]
     features: list[str]
     weeks: list[str]  # every ISO week from the first to the last in the mart, without holes
     closures: pd.DataFrame  # abnormal closures from the filings: institution_id, closure_date
     rules: pd.DataFrame | None  # the transparent rule score per institution-week, when indicators.rules has one
     whole: Path | None = None  # every observed row of the whole weeks with its features (Parquet), or None
-    _scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # holds `whole`
+    _scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # holds `whole`, the mapped file
 
     def test_rows(self, weeks) -> pd.DataFrame:
         """Every observed row of `weeks` with its features: read from `whole` (a national test block is never
         held beside the training rows), else the labelled rows of those weeks."""
         if self.whole is None:
             rows = self.labelled
-            return rows[rows["week"].isin(weeks) & rows["observed"]]
+            block = rows[rows["week"].isin(weeks) & rows["observed"]]
+            release_mapped(rows)
+            return block
         return frame_of(pq.read_table(self.whole, filters=[("week", "in", list(weeks))]))
 
     def rule_scores(self, rows: pd.DataFrame) -> np.ndarray | None:
@@ -97,20 +100,28 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     negative = table["label"].to_numpy() == 0
     rate = min(1.0, negatives / max(1, int(negative.sum())))
     sampled = ~negative | (np.random.default_rng(seed).random(len(table)) < rate)
+    scratch = tempfile.TemporaryDirectory(prefix=".tutorwatch-dataset-", dir=_scratch_parent(con))
     # a history kept whole already holds the whole weeks in `labelled`: written to disk only when sampled
-    scratch = tempfile.TemporaryDirectory(prefix="tutorwatch-whole-weeks-") if whole and rate < 1 else None
-    path = Path(scratch.name) / "whole_weeks.parquet" if scratch else None
+    path = Path(scratch.name) / "whole_weeks.parquet" if whole and rate < 1 else None
     in_whole = pc.is_in(table["week"], pa.array(whole, pa.string())).to_numpy() & observed & (path is not None)
     kept = sampled | in_whole
     rows = table.filter(kept)
     del table  # 9M rows at national: only the kept ones are featured
     rows = frame_of(rows).assign(
         weight=np.where(negative, 1.0 / rate, 1.0)[kept], _sampled=sampled[kept], _whole=in_whole[kept])
-    labelled, indicators, features = _featured(con, rows, keys, path)
+    labelled, indicators, features = _featured(con, rows, keys, path, Path(scratch.name) / "derived_features.f32")
     span = week_range(con)
     weeks = iso_weeks_between(pd.Timestamp(span[0]), pd.Timestamp(span[1])) if span else []
     return Dataset(labelled, indicators, features, weeks, abnormal_closures(con), rule_score.scores(con, whole or None),
                    path if path and path.exists() else None, scratch)
+
+
+def _scratch_parent(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The warehouse's folder, where DuckDB spills too (None, the system's temporary folder, for a database in
+    memory): /tmp is memory on many systems (tmpfs: Debian 13, Fedora), and what the dataset writes is what must
+    leave memory."""
+    path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    return str(Path(path).parent) if path else None
 
 
 def _appended(writer: pq.ParquetWriter | None, path: Path, rows: pd.DataFrame) -> pq.ParquetWriter:
@@ -123,13 +134,15 @@ def _appended(writer: pq.ParquetWriter | None, path: Path, rows: pd.DataFrame) -
     return writer
 
 
-def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str], whole: Path | None
-              ) -> tuple[pd.DataFrame, list[str], list[str]]:
+def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str], whole: Path | None,
+              mapped: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The `_sampled` rows of `rows` with their features, featured a chunk of weeks at a time; the `_whole` rows
     (weight 1) go to the Parquet file `whole` in the same pass.
 
-    The derived features (float32, the bulk) go straight into one preallocated array, so the peak is the
-    result plus one chunk, not the chunks plus their concatenation."""
+    The derived features (float32, the bulk: 706 of 977 MiB at national) go straight into one array mapping the
+    file `mapped`, so the peak is the rest plus one chunk, not the chunks plus their concatenation, and a reader
+    holds only the pages it touches until it calls `release_mapped` (a national fold's fits peaked on top of
+    the whole array when it was on the heap)."""
     mart_weeks = [w for (w,) in con.execute(f"select distinct week from {MART}").fetchall()]
     heads, block, filled, writer = [], None, 0, None
     for chunk in week_chunks(con, mart_weeks) or [[]]:
@@ -144,8 +157,9 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
             writer = _appended(writer, whole, part[in_whole])
         part = part[sampled]
         if block is None:
-            block = np.empty((int(rows["_sampled"].sum()), len(derived)), dtype=DTYPE)
+            block = _mapped_array(mapped, (int(rows["_sampled"].sum()), len(derived)))
         block[filled:filled + len(part)] = part[derived].to_numpy(DTYPE)
+        release_mapped(block)
         filled += len(part)
         heads.append(part.drop(columns=derived))
         del part
@@ -153,4 +167,12 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
     if writer:
         writer.close()
     head = pd.concat(heads, ignore_index=True)
-    return pd.concat([head, pd.DataFrame(block[:filled], columns=derived)], axis=1), indicators, features
+    derived_frame = pd.DataFrame(block[:filled], columns=derived, copy=False)  # a copy would put it on the heap
+    return pd.concat([head, derived_frame], axis=1), indicators, features
+
+
+def _mapped_array(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 array of `shape` backed by the file `path` (an empty one in memory: a file cannot map 0 bytes)."""
+    if 0 in shape:
+        return np.empty(shape, dtype=DTYPE)
+    return np.memmap(path, dtype=DTYPE, mode="w+", shape=shape)

@@ -11,6 +11,7 @@ earlier rows, so scoring reads a few weeks at a time.
 
 from __future__ import annotations
 
+import mmap
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -213,6 +214,22 @@ def release_arrow_memory() -> None:
     too), and the pool's allocator (mimalloc) keeps freed pages for itself: ~0.2 GB after each national chunk
     of features, 1.5 GB after a test block was read from Parquet. Called once a chunk's frames are gone."""
     pa.default_memory_pool().release_unused()
+
+
+def release_mapped(data: pd.DataFrame | np.ndarray) -> None:
+    """Drop the process's pages of any file the array, or the frame's float columns, map (`np.memmap` and its
+    views): the pages stay in the system's file cache and are read back on the next touch, but no longer count
+    in the process's memory. A no-op for data on the heap."""
+    arrays = [data] if isinstance(data, np.ndarray) else [
+        data[c].to_numpy() for c, dtype in data.dtypes.items() if isinstance(dtype, np.dtype) and dtype.kind == "f"]
+    maps = {}
+    for base in arrays:
+        while isinstance(base, np.ndarray):
+            base = base.base
+        if isinstance(base, mmap.mmap):
+            maps[id(base)] = base
+    for mapping in maps.values():
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:

@@ -26,7 +26,7 @@ from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold,
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
 from models.features import (MART, READ_WEEKS, indicator_columns, load_features, load_mart, release_arrow_memory,
-                             week_chunks)
+                             release_mapped, week_chunks)
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
 from tutorwatch.settings import duckdb_memory_limit
@@ -45,6 +45,7 @@ def snapshot_hash(ds: Dataset) -> str:
     """sha256 of the labelled feature rows the model was trained on (same data → same hash)."""
     cols = ["institution_id", "week", *ds.features, "label", "observed"]
     hashed = pd.util.hash_pandas_object(ds.labelled[cols], index=False).to_numpy()
+    release_mapped(ds.labelled)
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from models.features import matrix
+from models.features import matrix, release_mapped
 from models.metrics import week_monday
 
 SEED = 20260323
@@ -198,7 +198,9 @@ def sample_rows(frame: pd.DataFrame, seed: int, weeks=None, cap: int = MAX_FIT_N
     rate = min(1.0, cap / max(1.0, float(prior[negative].sum())))
     chance = np.minimum(1.0, rate * prior)
     keep = rows & (~negative | (np.random.default_rng(seed).random(len(frame)) < chance))
-    return frame[keep], np.where(negative, prior / chance, 1.0)[keep]
+    sample = frame[keep]
+    release_mapped(frame)  # the fits that follow hold the sample, not the pages of `frame` it was taken from
+    return sample, np.where(negative, prior / chance, 1.0)[keep]
 
 
 def recency_weights(weeks: pd.Series) -> np.ndarray:
@@ -251,5 +253,10 @@ def predict(calibrated: CalibratedClassifierCV, frame: pd.DataFrame, features: l
     if frame.empty:
         return np.empty(0)
     with threads_for(len(frame)):
-        return np.concatenate([calibrated.predict_proba(matrix(frame.iloc[i:i + PREDICT_ROWS], features))[:, 1]
-                               for i in range(0, len(frame), PREDICT_ROWS)])
+        return np.concatenate([_predicted(calibrated, frame, i, features) for i in range(0, len(frame), PREDICT_ROWS)])
+
+
+def _predicted(calibrated: CalibratedClassifierCV, frame: pd.DataFrame, start: int, features: list[str]) -> np.ndarray:
+    x = matrix(frame.iloc[start:start + PREDICT_ROWS], features)
+    release_mapped(frame)
+    return calibrated.predict_proba(x)[:, 1]

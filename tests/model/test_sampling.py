@@ -1,12 +1,14 @@
 """Negative sampling for large histories: weights by hand, the dataset's pre-sample, and calibration that stays
 a probability of the whole history however few negatives the model saw."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from models.dataset import load_dataset
-from models.features import load_features
+from models.features import load_features, release_mapped
 from models.metrics import week_monday
 from models.labels import label_table
 from models.training import LOGISTIC, fit_calibrated, predict, sample_rows
@@ -88,3 +90,38 @@ def test_calibration_follows_the_whole_history_when_few_negatives_are_sampled(sy
     model = fit_calibrated(LOGISTIC, ds.labelled, ds.features, cap=negatives // 30)[0]
     mean_score = predict(model, rows, ds.features).mean()
     assert base_rate / 2 < mean_score < base_rate * 2
+
+
+def mapped_resident_kib(name: str) -> tuple[int, int]:
+    """(size, resident) in KiB of this process's mappings of files named `name`, from /proc/self/smaps."""
+    size = resident = 0
+    inside = False
+    for line in open("/proc/self/smaps"):
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = f"/{name}" in line  # the header ends with the file's path
+        elif inside and line.startswith(("Size:", "Rss:")):
+            kib = int(line.split()[1])
+            size, resident = (size + kib, resident) if line.startswith("Size:") else (size, resident + kib)
+    return size, resident
+
+
+def test_the_derived_features_stay_in_their_file_once_each_reader_is_done(synthetic_warehouse):
+    """The derived features (706 MiB at national) map a file beside the warehouse (/tmp may be memory itself):
+    loading, sampling, fitting and predicting each hand back the pages they touched, so a fold's fits do not
+    peak on top of the whole array. The file goes with the dataset."""
+    ds = load_dataset(connect(synthetic_warehouse), whole_weeks=4, negatives=500)
+    name = "derived_features.f32"
+    assert len(list(synthetic_warehouse.parent.glob(f".tutorwatch-dataset-*/{name}"))) == 1
+    derived = [f for f in ds.features if f not in ds.indicators]
+    size, resident = mapped_resident_kib(name)
+    assert size >= len(ds.labelled) * len(derived) * 4 // 1024 > 0 and resident == 0  # written, then let go
+    assert np.isfinite(ds.labelled[derived].to_numpy()).any()
+    assert mapped_resident_kib(name)[1] > 0  # a reader's touch shows: the measure can see it
+    release_mapped(ds.labelled)
+    assert mapped_resident_kib(name)[1] == 0
+    model = fit_calibrated(LOGISTIC, ds.labelled, ds.features)[0]
+    assert mapped_resident_kib(name)[1] == 0
+    assert len(predict(model, ds.labelled, ds.features)) == len(ds.labelled)
+    assert mapped_resident_kib(name)[1] == 0
+    del ds
+    assert not list(synthetic_warehouse.parent.glob(".tutorwatch-dataset-*"))
