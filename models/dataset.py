@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +26,7 @@ from models.training import SEED
 MIN_POSITIVE_EVENTS = 5
 MIN_WEEKS = 20
 PRESAMPLE_NEGATIVES = 1_000_000  # negatives kept in the labelled rows (a province history is kept whole)
+SCRATCH_PREFIX = ".tutorwatch-dataset-"  # + host and process id: the folder of a dataset's files
 
 
 @dataclass
@@ -100,7 +104,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
     negative = table["label"].to_numpy() == 0
     rate = min(1.0, negatives / max(1, int(negative.sum())))
     sampled = ~negative | (np.random.default_rng(seed).random(len(table)) < rate)
-    scratch = tempfile.TemporaryDirectory(prefix=".tutorwatch-dataset-", dir=_scratch_parent(con))
+    scratch = _scratch(con)
     # a history kept whole already holds the whole weeks in `labelled`: written to disk only when sampled
     path = Path(scratch.name) / "whole_weeks.parquet" if whole and rate < 1 else None
     in_whole = pc.is_in(table["week"], pa.array(whole, pa.string())).to_numpy() & observed & (path is not None)
@@ -116,12 +120,30 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
                    path if path and path.exists() else None, scratch)
 
 
-def _scratch_parent(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The warehouse's folder, where DuckDB spills too (None, the system's temporary folder, for a database in
-    memory): /tmp is memory on many systems (tmpfs: Debian 13, Fedora), and what the dataset writes is what must
-    leave memory."""
+def _scratch(con: duckdb.DuckDBPyConnection) -> tempfile.TemporaryDirectory:
+    """A folder for the dataset's files (1.6 GB at national) beside the warehouse, where DuckDB spills too (the
+    system's temporary folder for a database in memory): /tmp is memory on many systems (tmpfs: Debian 13,
+    Fedora), and these files are what must leave memory. The folders a killed training of this host left
+    (their process is gone) are removed first."""
     path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
-    return str(Path(path).parent) if path else None
+    parent = Path(path).parent if path else Path(tempfile.gettempdir())
+    mine = f"{SCRATCH_PREFIX}{socket.gethostname()}-"
+    for left in parent.glob(f"{mine}*"):
+        pid = left.name[len(mine):].split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{mine}{os.getpid()}-", dir=parent)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` of this host exists (signal 0 only asks; Linux and macOS, where the bench runs)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _appended(writer: pq.ParquetWriter | None, path: Path, rows: pd.DataFrame) -> pq.ParquetWriter:

@@ -1,13 +1,17 @@
 """Negative sampling for large histories: weights by hand, the dataset's pre-sample, and calibration that stays
 a probability of the whole history however few negatives the model saw."""
 
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.dataset import load_dataset
+from models.dataset import SCRATCH_PREFIX, load_dataset
 from models.features import load_features, release_mapped
 from models.metrics import week_monday
 from models.labels import label_table
@@ -125,3 +129,20 @@ def test_the_derived_features_stay_in_their_file_once_each_reader_is_done(synthe
     assert mapped_resident_kib(name)[1] == 0
     del ds
     assert not list(synthetic_warehouse.parent.glob(".tutorwatch-dataset-*"))
+
+
+def test_a_killed_trainings_folder_is_removed_and_a_running_ones_kept(synthetic_warehouse):
+    """A killed training leaves its dataset's folder (1.6 GB at national) beside the warehouse; the next load
+    removes it, but not a folder whose process still runs, nor one of another host sharing the disk."""
+    host = socket.gethostname()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folders = {name: synthetic_warehouse.parent / f"{SCRATCH_PREFIX}{name}-abc" for name in
+               (f"{host}-{ended.stdout.strip()}", f"{host}-{os.getppid()}", f"other-host-{ended.stdout.strip()}")}
+    for folder in folders.values():
+        folder.mkdir()
+        (folder / "derived_features.f32").write_bytes(b"\0" * 4096)
+    ds = load_dataset(connect(synthetic_warehouse))
+    left = {name for name, folder in folders.items() if folder.exists()}
+    assert left == {f"{host}-{os.getppid()}", f"other-host-{ended.stdout.strip()}"}
+    assert len(list(synthetic_warehouse.parent.glob(f"{SCRATCH_PREFIX}{host}-{os.getpid()}-*"))) == 1
+    del ds
