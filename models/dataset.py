@@ -123,10 +123,11 @@ def load_dataset(con: duckdb.DuckDBPyConnection, as_of: date | None = None, whol
 def _scratch(con: duckdb.DuckDBPyConnection) -> tempfile.TemporaryDirectory:
     """A folder for the dataset's files (1.6 GB at national) beside the warehouse, where DuckDB spills too (the
     system's temporary folder for a database in memory): /tmp is memory on many systems (tmpfs: Debian 13,
-    Fedora), and these files are what must leave memory. The folders a killed training of this host left
-    (their process is gone) are removed first."""
+    Fedora), and these files are what must leave memory; the system's folder too when the warehouse's is
+    read-only (a backtest over a shared warehouse). The folders a killed training of this host left (their
+    process is gone) are removed first."""
     path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
-    parent = Path(path).parent if path else Path(tempfile.gettempdir())
+    parent = Path(path).parent if path and os.access(Path(path).parent, os.W_OK) else Path(tempfile.gettempdir())
     mine = f"{SCRATCH_PREFIX}{socket.gethostname()}-"
     for left in parent.glob(f"{mine}*"):
         pid = left.name[len(mine):].split("-")[0]

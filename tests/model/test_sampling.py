@@ -6,6 +6,8 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -145,4 +147,17 @@ def test_a_killed_trainings_folder_is_removed_and_a_running_ones_kept(synthetic_
     left = {name for name, folder in folders.items() if folder.exists()}
     assert left == {f"{host}-{os.getppid()}", f"other-host-{ended.stdout.strip()}"}
     assert len(list(synthetic_warehouse.parent.glob(f"{SCRATCH_PREFIX}{host}-{os.getpid()}-*"))) == 1
+    del ds
+
+
+def test_a_read_only_warehouse_folder_puts_the_datasets_files_in_the_systems_folder(synthetic_warehouse,
+                                                                                     monkeypatch, tmp_path_factory):
+    """A backtest may read a shared warehouse from a folder it cannot write (as root here, every folder is
+    writable, so the check is told so)."""
+    system = tmp_path_factory.mktemp("system-tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(system))
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != synthetic_warehouse.parent)
+    ds = load_dataset(connect(synthetic_warehouse, read_only=True))
+    assert not list(synthetic_warehouse.parent.glob(f"{SCRATCH_PREFIX}*"))
+    assert len(list(system.glob(f"{SCRATCH_PREFIX}*/derived_features.f32"))) == 1
     del ds
