@@ -17,8 +17,8 @@ def main() -> None:
     parser.add_argument("--weeks", type=int)
     parser.add_argument("--memory-limit", default="4GB", help="TUTORWATCH_MEMORY_LIMIT of every step")
     parser.add_argument("--reference-memory-limit",
-                        help="memory limit of the reference SQL (b) (default: --memory-limit; at national one "
-                             "statement fails under 4GB)")
+                        help="memory limit of the reference SQL (b) (default: --memory-limit; at national it "
+                             "failed under 4GB until 2026-12-07, when it ran in 2.6 GB: see bench/findings.md)")
     parser.add_argument("--pandas-memory-gb", type=float, default=12,
                         help="address-space cap of the pandas step (it fails with MemoryError beyond)")
     parser.add_argument("--prime-chunks", type=int, default=1,
