@@ -117,7 +117,7 @@ def test_the_derived_features_stay_in_their_file_once_each_reader_is_done(synthe
     peak on top of the whole array. The file goes with the dataset."""
     ds = load_dataset(connect(synthetic_warehouse), whole_weeks=4, negatives=500)
     name = "derived_features.f32"
-    assert len(list(synthetic_warehouse.parent.glob(f".tutorwatch-dataset-*/{name}"))) == 1
+    assert len(list(synthetic_warehouse.parent.glob(f"{SCRATCH_PREFIX}*/{name}"))) == 1
     derived = [f for f in ds.features if f not in ds.indicators]
     size, resident = mapped_resident_kib(name)
     assert size >= len(ds.labelled) * len(derived) * 4 // 1024 > 0 and resident == 0  # written, then let go
@@ -130,7 +130,7 @@ def test_the_derived_features_stay_in_their_file_once_each_reader_is_done(synthe
     assert len(predict(model, ds.labelled, ds.features)) == len(ds.labelled)
     assert mapped_resident_kib(name)[1] == 0
     del ds
-    assert not list(synthetic_warehouse.parent.glob(".tutorwatch-dataset-*"))
+    assert not list(synthetic_warehouse.parent.glob(f"{SCRATCH_PREFIX}*"))
 
 
 def test_a_killed_trainings_folder_is_removed_and_a_running_ones_kept(synthetic_warehouse):
