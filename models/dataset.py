@@ -41,6 +41,12 @@ class Dataset:
     whole: Path | None = None  # every observed row of the whole weeks with its features (Parquet), or None
     _scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # holds `whole`, the mapped file
 
+    @property
+    def folder(self) -> Path:
+        """The dataset's folder on disk (see `_scratch`), removed with the dataset: room for what training's later
+        steps need not hold in memory."""
+        return Path(self._scratch.name)
+
     def test_rows(self, weeks) -> pd.DataFrame:
         """Every observed row of `weeks` with its features: read from `whole` (a national test block is never
         held beside the training rows), else the labelled rows of those weeks."""

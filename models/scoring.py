@@ -9,11 +9,9 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -139,10 +137,9 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     say(f"model: dataset of {len(ds.labelled):,} sampled rows, {len(ds.features)} features; backtest next")
     with _duckdb_cache_released(con):
         bt = run_backtest(ds, capacity, seed, progress=say)
-        # the folds' predictions (0.3 GB at national) wait on disk while the final models are fitted
-        registry.models_dir(out).mkdir(parents=True, exist_ok=True)
-        saved_backtest = tempfile.TemporaryDirectory(prefix=".backtest-", dir=registry.models_dir(out))
-        bt.save(Path(saved_backtest.name))
+        # the folds' predictions (0.3 GB at national) wait in the dataset's folder while the final models are fitted
+        saved_backtest = ds.folder / "backtest"
+        bt.save(saved_backtest)
         bt.predictions = pd.DataFrame()
         champion = bt.champion or LOGISTIC
         challenger = next(n for n in MODEL_NAMES if n != champion)
@@ -150,7 +147,6 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         try:
             fitted = {name: fit_calibrated(name, ds.labelled, ds.features, seed) for name in MODEL_NAMES}
         except TooFewPositives as exc:
-            saved_backtest.cleanup()
             return _skip(con, out, f"training skipped: {exc}; scores come from the transparent rule score")
     observed = ds.labelled["observed"].to_numpy(bool)
     train_rows = ds.labelled.loc[observed, ["institution_id", "week", "label", *ds.indicators]]
@@ -176,8 +172,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         },
     }
     folder = registry.save(out, model_version, {n: f[0] for n, f in fitted.items()}, meta, registry.model_card(meta))
-    with saved_backtest:
-        shutil.copytree(saved_backtest.name, folder / "backtest", dirs_exist_ok=True)
+    shutil.copytree(saved_backtest, folder / "backtest", dirs_exist_ok=True)
     return {"trained": True, "reason": reason, **meta}
 
 

@@ -14,6 +14,7 @@ from indicators.registry import NAMES
 from indicators.registry import by_name
 from indicators.rules import RULE_SCORE_CENTRE, TIER_POINTS
 from models import drift, registry
+from models.dataset import SCRATCH_PREFIX
 from models.scoring import score_institution_weeks, train_risk_model
 from pipelines.defs.model.assets import institution_week_scores, model_backtest, risk_model, score_drift
 from pipelines.resources import FoldersResource, WarehouseResource
@@ -43,7 +44,7 @@ def test_too_few_closures_falls_back_to_the_rule_score(tmp_path):
     meta = train_risk_model(con, tmp_path / "out")
     assert meta["trained"] is False and "training skipped" in meta["reason"]
     assert registry.current(tmp_path / "out")["trained"] is False
-    assert not list(registry.models_dir(tmp_path / "out").glob(".backtest-*"))  # nothing left behind
+    assert not list(tmp_path.glob(f"{SCRATCH_PREFIX}*"))  # nothing left behind beside the warehouse
     outcome = score_institution_weeks(con, tmp_path / "out")
     assert outcome["source"] == "rule_score" and outcome["rows"] == 8
     scores = con.execute("""select institution_id, min(score), max(score), any_value(model_name),

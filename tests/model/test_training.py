@@ -12,7 +12,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from models import registry
-from models.dataset import load_dataset
+from models.dataset import SCRATCH_PREFIX, load_dataset
 from models.features import load_features
 from models.training import BOOSTING, LOGISTIC, MODEL_NAMES, fit_calibrated, predict, recency_weights
 from pipelines.warehouse import connect
@@ -104,10 +104,11 @@ def test_registry_holds_models_metadata_and_card(trained):
         "", "__chg1", "__chg4", "__chg8", "__max8", "__min8", "__rank")} == {
         "sales_spike_ratio__sales_4w_vs_own", "sales_spike_ratio__sales_4w_vs_own_rank"}
     assert saved["backtest"]["folds"] >= 4
-    # the backtest's tables beside the version (kept on disk during the final fits, then moved there)
+    # the backtest's tables beside the version (kept in the dataset's folder during the final fits, then copied)
     predictions = pd.read_parquet(folder / "backtest" / "predictions.parquet")
     assert set(predictions["fold"]) == set(range(1, saved["backtest"]["folds"] + 1))
-    assert (folder / "backtest" / "metrics.csv").exists() and not list(registry.models_dir(out).glob(".backtest-*"))
+    assert (folder / "backtest" / "metrics.csv").exists()
+    assert not list(trained["warehouse"].parent.glob(f"{SCRATCH_PREFIX}*"))  # the dataset's folder went with it
     assert "# Model card" in (folder / "model_card.md").read_text(encoding="utf-8")
     for name in MODEL_NAMES:
         model = registry.load_estimator(out, meta["model_version"], name)
