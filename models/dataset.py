@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models import rule_score
-from models.features import DTYPE, MART, load_features, release_arrow_memory, release_mapped, week_chunks, week_range
+from models.features import DTYPE, MART, load_features, release_freed_memory, release_mapped, week_chunks, week_range
 from models.labels import abnormal_closures, label_table
 from models.metrics import week_monday
 from models.training import SEED
@@ -65,7 +65,7 @@ class Dataset:
         del merged
         # the merge's string keys pass through Arrow's pool, which keeps what it frees: ~120 MB at national, under
         # the next fold's fits, which numpy allocates elsewhere
-        release_arrow_memory()
+        release_freed_memory()
         return scores
 
     def training_blocker(self) -> str | None:
@@ -83,7 +83,7 @@ def frame_of(table: pa.Table) -> pd.DataFrame:
     """`table` as a frame, each column freed once converted, and what that freed handed back: a national test
     block of 0.56 GB read from Parquet left 2.3 GB resident through `to_pandas()`, 0.75 GB so."""
     frame = table.to_pandas(self_destruct=True, split_blocks=True)
-    release_arrow_memory()
+    release_freed_memory()
     return frame
 
 
@@ -192,7 +192,7 @@ def _featured(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, keys: list[str
         filled += len(part)
         heads.append(part.drop(columns=derived))
         del part
-        release_arrow_memory()
+        release_freed_memory()
     if writer:
         writer.close()
     head = pd.concat(heads, ignore_index=True)

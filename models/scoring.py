@@ -23,7 +23,7 @@ from models import drift, metrics, registry, rule_score
 from models.backtest import N_FOLDS, TEST_WEEKS, BacktestResult, Capacity, Fold, run_backtest
 from models.dataset import Dataset, load_dataset
 from models.explain import contributions_json
-from models.features import (MART, READ_WEEKS, indicator_columns, load_features, load_mart, release_arrow_memory,
+from models.features import (MART, READ_WEEKS, indicator_columns, load_features, load_mart, release_freed_memory,
                              release_mapped, week_chunks)
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
@@ -128,6 +128,7 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
     if not retrain:
         pointer = registry.current(out) or {}
         return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
+    release_freed_memory()  # what ingest, contracts and indicators freed in this process (the warehouse job's)
     say(f"model: training ({reason}); loading the dataset")
     loading = duckdb_memory_limit(LOADING_SHARE)
     with _duckdb_cache_released(con, loading) if loading else nullcontext():
@@ -342,6 +343,7 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
     `marts.model_scores_all`: weeks never scored, the province-weeks whose indicators changed since their scores,
     and after a retraining the weeks newer than the model's training data. Other rows keep their scores.
     `progress` hears of each chunk of weeks (national scores take tens of minutes)."""
+    release_freed_memory()  # what training freed in this process: 0.55 GB at national
     pointer = registry.current(out) or {"trained": False, "reason": "no model has been trained"}
     if not pointer["trained"] and rule_score.load(con, _first_week(con)) is None:
         for table in (SCORES_TABLE, ALL_SCORES_TABLE):
@@ -366,7 +368,7 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
     rows, listed_from = 0, first_listed_week(con)
     for chunk in week_chunks(con, weeks):
         rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all, listed_from)
-        release_arrow_memory()
+        release_freed_memory()
         if progress:
             progress(f"scores: weeks {chunk[0]}…{chunk[-1]} scored ({weeks.index(chunk[-1]) + 1} of {len(weeks)} "
                      f"weeks, {rows:,} rows)")
