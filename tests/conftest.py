@@ -1,4 +1,5 @@
-"""Suite-wide settings: no analytics calls, a PII key for tests, the repository root, and fresh interpreters."""
+"""Suite-wide settings: no analytics calls, a PII key for tests, the repository root, fresh interpreters and
+DuckDB's memory limit read back."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -31,3 +33,12 @@ def fresh_python(tmp_path) -> Callable[..., str]:
         assert done.returncode == 0, done.stderr
         return done.stdout
     return run
+
+
+@pytest.fixture
+def duckdb_limit() -> Callable[[duckdb.DuckDBPyConnection], float]:
+    """Reads a connection's memory limit back in bytes (DuckDB shows it rounded, e.g. '2.2 GiB')."""
+    def read(con: duckdb.DuckDBPyConnection) -> float:
+        number, unit = con.execute("select current_setting('memory_limit')").fetchone()[0].split()
+        return float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    return read

@@ -7,19 +7,13 @@ from pipelines.warehouse import connect
 from tutorwatch import settings
 
 
-def duckdb_limit_bytes(con) -> float:
-    value = con.execute("select current_setting('memory_limit')").fetchone()[0]  # e.g. '2.2 GiB'
-    number, unit = value.split()
-    return float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
-
-
 @pytest.mark.parametrize(("budget", "bytes_"), [("4GB", 4 * 10**9), ("4GiB", 4 * 2**30), ("500 mb", 500 * 10**6)])
-def test_duckdb_gets_its_share_of_the_budget(tmp_path, monkeypatch, budget, bytes_):
+def test_duckdb_gets_its_share_of_the_budget(tmp_path, monkeypatch, duckdb_limit, budget, bytes_):
     monkeypatch.setenv(settings.ENV_MEMORY_LIMIT, budget)
     assert settings.memory_limit() == bytes_
     con = connect(tmp_path / "w.duckdb")
     try:
-        assert duckdb_limit_bytes(con) == pytest.approx(bytes_ * settings.DUCKDB_MEMORY_SHARE, rel=0.05)  # shown to 0.1 GiB
+        assert duckdb_limit(con) == pytest.approx(bytes_ * settings.DUCKDB_MEMORY_SHARE, rel=0.05)  # shown to 0.1 GiB
     finally:
         con.close()
 
@@ -58,7 +52,7 @@ def test_what_duckdb_frees_goes_back_to_the_system(tmp_path, fresh_python):
     assert left < grown / 2
 
 
-def test_training_lends_duckdbs_cache_to_the_fits_and_takes_it_back(tmp_path, monkeypatch):
+def test_training_lends_duckdbs_cache_to_the_fits_and_takes_it_back(tmp_path, monkeypatch, duckdb_limit):
     """While the models fit, DuckDB's limit is low, so its cached blocks are evicted. Afterwards it is the
     budget's share again, exactly, not the rounded value DuckDB shows (restoring that lost 0.1 GiB each time)."""
     from models.scoring import _duckdb_cache_released
@@ -70,12 +64,12 @@ def test_training_lends_duckdbs_cache_to_the_fits_and_takes_it_back(tmp_path, mo
         con.execute("select sum(i), max(s) from t").fetchall()
         cached = con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchall()[0][0]
         with _duckdb_cache_released(con, keep="4MB"):  # the table's blocks are ~12 MB
-            assert duckdb_limit_bytes(con) == pytest.approx(4 * 10**6, rel=0.05)
+            assert duckdb_limit(con) == pytest.approx(4 * 10**6, rel=0.05)
             held = con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchall()[0][0]
         for _ in range(3):
             with _duckdb_cache_released(con):
                 pass
-        assert duckdb_limit_bytes(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
+        assert duckdb_limit(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
         assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] == "2.2 GiB"
         assert cached > 4 * 10**6 >= held
     finally:
@@ -159,7 +153,7 @@ def test_the_rule_score_baseline_hands_back_what_its_merge_kept(fresh_python):
     assert grown < 30  # MiB: 4 MB of scores; 118 MiB stayed resident before
 
 
-def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypatch):
+def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypatch, duckdb_limit):
     """Training holds the labelled rows while DuckDB features the mart chunk by chunk: DuckDB gets a quarter of
     the budget meanwhile, and its share back afterwards, also when loading fails."""
     from models import scoring
@@ -167,7 +161,7 @@ def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypa
     seen = []
 
     def load_dataset(con, **_):
-        seen.append(duckdb_limit_bytes(con))
+        seen.append(duckdb_limit(con))
         raise RuntimeError("stop here")
 
     monkeypatch.setenv(settings.ENV_MEMORY_LIMIT, "4GB")
@@ -177,6 +171,6 @@ def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypa
         with pytest.raises(RuntimeError, match="stop here"):
             scoring.train_risk_model(con, tmp_path / "out")
         assert seen == [pytest.approx(4 * 10**9 * scoring.LOADING_SHARE, rel=0.05)]
-        assert duckdb_limit_bytes(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
+        assert duckdb_limit(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
     finally:
         con.close()
