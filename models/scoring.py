@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import asdict
 
 import duckdb
@@ -27,16 +26,13 @@ from models.features import (MART, READ_WEEKS, indicator_columns, load_features,
                              release_mapped, week_chunks)
 from models.labels import SQL_DIR, data_as_of, newest_observed_week
 from models.training import LOGISTIC, MODEL_NAMES, SEED, TooFewPositives, fit_calibrated, predict
-from tutorwatch.settings import duckdb_memory_limit
+from pipelines.warehouse import beside_frames, memory_lowered
 
 SCORES_TABLE = "marts.institution_week_scores"
 ALL_SCORES_TABLE = "marts.model_scores_all"
 RULE_MODEL_NAME, RULE_MODEL_VERSION = "rule_score", "rules"  # indicators.rules reads this name as its rule score
 RETRAIN_EVERY_WEEKS = 4  # retrain once labels have matured this many weeks past the model's training data
 SCORED_AT = "_scored_at"
-LOADING_SHARE = 0.25  # of the budget, DuckDB's while Python holds what it features: its cache of the mart grew
-# to its whole share (2.4 GB) beside the frames; with 1 GB national training's chunks peaked 0.6-1.1 GB lower and
-# national scoring alone 0.8 GB lower (3,224 → 2,413 MiB), as fast
 EXPLAIN_TOP = 25  # tree explanations for the listable rows and for this many more at the top of each province-week
 
 
@@ -101,29 +97,6 @@ def _backtest_summary(bt: BacktestResult) -> dict:
     }
 
 
-@contextmanager
-def _duckdb_cache_released(con: duckdb.DuckDBPyConnection, keep: str = "256MB") -> Iterator[None]:
-    """DuckDB's memory limit lowered to `keep` while Python holds the large frames: its buffer pool keeps the
-    blocks its queries read (724 MiB at national after `load_dataset`; the process was 0.94 GiB smaller once
-    they were evicted), memory the fits need more. Then back to the warehouse's share of the budget."""
-    try:
-        con.execute(f"SET memory_limit = '{keep}'")
-    except duckdb.Error:  # pinned memory it cannot evict: then it keeps what it holds
-        pass
-    try:
-        yield
-    finally:
-        limit = duckdb_memory_limit()
-        con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
-
-
-def _featuring(con: duckdb.DuckDBPyConnection):
-    """DuckDB held to `LOADING_SHARE` of the budget while Python holds what it features, chunk by chunk (the
-    training set; a chunk of scores): the blocks it caches meanwhile are read once, the frames need the room."""
-    loading = duckdb_memory_limit(LOADING_SHARE)
-    return _duckdb_cache_released(con, loading) if loading else nullcontext()
-
-
 def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capacity: Capacity = Capacity(),
                      force: bool = True, every_weeks: int = RETRAIN_EVERY_WEEKS,
                      progress: Callable[[str], None] | None = None) -> dict:
@@ -138,12 +111,12 @@ def train_risk_model(con: duckdb.DuckDBPyConnection, out, seed: int = SEED, capa
         return {"trained": False, "kept": pointer.get("model_version"), "reason": reason}
     release_freed_memory()  # what ingest, contracts and indicators freed in this process (the warehouse job's)
     say(f"model: training ({reason}); loading the dataset")
-    with _featuring(con):
+    with beside_frames(con):
         ds = load_dataset(con, whole_weeks=N_FOLDS * TEST_WEEKS, seed=seed)
     if blocker := ds.training_blocker():
         return _skip(con, out, blocker)
     say(f"model: dataset of {len(ds.labelled):,} sampled rows, {len(ds.features)} features; backtest next")
-    with _duckdb_cache_released(con):
+    with memory_lowered(con):
         bt = run_backtest(ds, capacity, seed, progress=say)
         # the folds' predictions (0.3 GB at national) wait in the dataset's folder while the final models are fitted
         saved_backtest = ds.folder / "backtest"
@@ -373,7 +346,7 @@ def score_institution_weeks(con: duckdb.DuckDBPyConnection, out, explain_all: bo
         cells = {}
     _drop_orphans(con, weeks)
     rows, listed_from = 0, first_listed_week(con)
-    with _featuring(con):
+    with beside_frames(con):
         for chunk in week_chunks(con, weeks):
             rows += _score_chunk(con, chunk, version, meta, estimators, cells, explain_all, listed_from)
             release_freed_memory()

@@ -3,7 +3,7 @@ is refused clearly."""
 
 import pytest
 
-from pipelines.warehouse import connect
+from pipelines.warehouse import FRAMES_SHARE, connect, memory_lowered
 from tutorwatch import settings
 
 
@@ -55,19 +55,17 @@ def test_what_duckdb_frees_goes_back_to_the_system(tmp_path, fresh_python):
 def test_training_lends_duckdbs_cache_to_the_fits_and_takes_it_back(tmp_path, monkeypatch, duckdb_limit):
     """While the models fit, DuckDB's limit is low, so its cached blocks are evicted. Afterwards it is the
     budget's share again, exactly, not the rounded value DuckDB shows (restoring that lost 0.1 GiB each time)."""
-    from models.scoring import _duckdb_cache_released
-
     monkeypatch.setenv(settings.ENV_MEMORY_LIMIT, "4GB")
     con = connect(tmp_path / "w.duckdb")
     try:
         con.execute("create table t as select i, i::varchar as s from range(3000000) t(i)")
         con.execute("select sum(i), max(s) from t").fetchall()
         cached = con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchall()[0][0]
-        with _duckdb_cache_released(con, keep="4MB"):  # the table's blocks are ~12 MB
+        with memory_lowered(con, keep="4MB"):  # the table's blocks are ~12 MB
             assert duckdb_limit(con) == pytest.approx(4 * 10**6, rel=0.05)
             held = con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchall()[0][0]
         for _ in range(3):
-            with _duckdb_cache_released(con):
+            with memory_lowered(con):
                 pass
         assert duckdb_limit(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
         assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] == "2.2 GiB"
@@ -170,7 +168,7 @@ def test_the_dataset_is_featured_under_a_smaller_duckdb_share(tmp_path, monkeypa
     try:
         with pytest.raises(RuntimeError, match="stop here"):
             scoring.train_risk_model(con, tmp_path / "out")
-        assert seen == [pytest.approx(4 * 10**9 * scoring.LOADING_SHARE, rel=0.05)]
+        assert seen == [pytest.approx(4 * 10**9 * FRAMES_SHARE, rel=0.05)]
         assert duckdb_limit(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
     finally:
         con.close()

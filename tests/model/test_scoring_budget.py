@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from models import scoring
-from pipelines.warehouse import connect
+from pipelines.warehouse import FRAMES_SHARE, connect
 from tutorwatch import settings
 
 
@@ -27,7 +27,7 @@ def test_chunks_are_scored_under_duckdbs_smaller_share_and_its_share_comes_back(
             con.execute(f"drop table {table}")
         outcome = scoring.score_institution_weeks(con, trained["out"])
         assert outcome["rows"] == trained["scoring"]["rows"]
-        assert seen and seen == [pytest.approx(4 * 10**9 * scoring.LOADING_SHARE, rel=0.05)] * len(seen)
+        assert seen and seen == [pytest.approx(4 * 10**9 * FRAMES_SHARE, rel=0.05)] * len(seen)
         assert duckdb_limit(con) == pytest.approx(4 * 10**9 * settings.DUCKDB_MEMORY_SHARE, rel=0.05)
 
         monkeypatch.setattr(scoring, "_score_chunk", lambda *args: 1 / 0)
