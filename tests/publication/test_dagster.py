@@ -6,6 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pytest
 from publication_fixtures import add_rows
 
 from data_contracts.regions import PROVINCE_CODES
@@ -16,7 +17,8 @@ from pipelines.defs.publication.assets import (
 from pipelines.defs.publication.warnings import warnings
 from pipelines.partitions import iso_week_partitions, week_province_key
 from pipelines.resources import FoldersResource, WarehouseResource
-from pipelines.warehouse import connect
+from pipelines.warehouse import FRAMES_SHARE, connect
+from tutorwatch import settings
 
 A = "91440104MA5AAAAA1A"
 W10 = "2026-W10"
@@ -55,6 +57,26 @@ def test_assets_publish_a_province_partition_and_the_national_files(warehouse, t
     assert (tmp_path / "out" / "reports" / W10 / "national.html").exists()
     with connect(tmp_path / "warehouse.duckdb", read_only=True) as con:
         assert con.execute("select tier from marts.warnings").fetchall() == [("red",)]
+
+
+def test_the_warnings_are_built_while_duckdb_holds_a_smaller_share(warehouse, tmp_path, monkeypatch, duckdb_limit):
+    """The rule flags come to Python a block of weeks at a time beside DuckDB's cache of the mart: the national
+    warnings alone peaked at 3,020 MiB with its whole share, 1,688 with a quarter of the budget, as fast."""
+    from pipelines.defs.publication import warnings as module
+
+    add_rows(warehouse, [dict(institution_id=A, week=W10, province_code="44", coverage_ratio=0.3)])
+    warehouse.close()
+    monkeypatch.setenv(settings.ENV_MEMORY_LIMIT, "4GB")
+    seen, refresh = [], module.refresh_warnings
+
+    def recorded(con, **kwargs):
+        seen.append(duckdb_limit(con))
+        return refresh(con, **kwargs)
+
+    monkeypatch.setattr(module, "refresh_warnings", recorded)
+    resources = {"duckdb": WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))}
+    assert dg.materialize([warnings], resources=resources).success
+    assert seen == [pytest.approx(4 * 10**9 * FRAMES_SHARE, rel=0.05)]
 
 
 def test_newest_complete_week_is_the_week_before_the_run():

@@ -6,6 +6,7 @@ import dagster as dg
 
 from indicators.rules import refresh_warnings
 from pipelines.resources import WarehouseResource
+from pipelines.warehouse import beside_frames
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -21,7 +22,8 @@ def warnings(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg
     """Rebuild only weeks whose indicators or scores changed since their last build, and the week after each
     (its `change` column compares against them), so publication republishes exactly those weeks."""
     with duckdb.get_connection() as con:
-        rows, weeks = refresh_warnings(con, progress=context.log.info)
+        with beside_frames(con):  # the rule flags come to Python a block of weeks at a time
+            rows, weeks = refresh_warnings(con, progress=context.log.info)
         by_tier = dict(con.execute("select tier, count(*) from marts.warnings group by tier").fetchall())
         drops = con.execute("select count(*) from marts.warning_drops").fetchone()[0]
     return dg.MaterializeResult(metadata={
