@@ -6,7 +6,7 @@ Library code (no Dagster): tests and the dashboard open the same file through `c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
@@ -50,7 +50,7 @@ def memory_lowered(con: duckdb.DuckDBPyConnection, keep: str = "256MB") -> Itera
         con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
 
 
-def beside_frames(con: duckdb.DuckDBPyConnection):
+def beside_frames(con: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]:
     """DuckDB held to `FRAMES_SHARE` of the budget while Python reads and holds frames chunk by chunk (a contract
     check's, training's dataset, a chunk of scores, the warnings' rule flags): the blocks it would cache are read
     once, the frames need the room. At national, each alone, with 1 GB instead of 2.4: the bank movements'
